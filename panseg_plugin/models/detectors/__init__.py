@@ -1,0 +1,3 @@
+from .panoptic_segformer import PanopticSegFormer
+
+__all__ = ['PanopticSegFormer']

@@ -1,0 +1,3 @@
+from .panoptic_segformer_fusion_head import PanopticSegFormerFusionHead
+
+__all__ = ['PanopticSegFormerFusionHead']

@@ -1,0 +1,3 @@
+from .panoptic_segformer_assigner import PanopticSegFormerAssigner
+
+__all__ = ['PanopticSegFormerAssigner']

@@ -1,0 +1,295 @@
+"""Post-processing of Panoptic SegFormer: mask-wise inference (section 3.6).
+
+Turns the last decoder layer's class and mask logits into mmdet's result
+structures: a panoptic map (``pan_results``) merged mask-wise by
+:func:`mask_wise_merge`, and thing instances (``ins_results``) for COCO
+instance segmentation and box AP.
+"""
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmdet.models.seg_heads.panoptic_fusion_heads import \
+    BasePanopticFusionHead
+from mmdet.registry import MODELS
+from mmdet.structures import SampleList
+from mmdet.structures.mask import mask2bbox
+from mmdet.utils import OptConfigType, OptMultiConfig
+from mmengine.structures import InstanceData, PixelData
+from torch import Tensor
+
+from ..utils.mask_wise_merge import mask_wise_merge
+
+
+@MODELS.register_module()
+class PanopticSegFormerFusionHead(BasePanopticFusionHead):
+    """Fuse query masks into panoptic and instance results.
+
+    Classification is sigmoid-based (focal loss, no background channel):
+    the score of a query is its largest class probability and its label
+    the matching class. Masks arrive as logits at a fraction of the padded
+    batch input; only the masks that are needed (queries kept by
+    ``score_thr`` for panoptic, the top ``max_per_image`` candidates for
+    instances) are upsampled to full resolution.
+
+    Args:
+        num_things_classes (int): Number of thing classes. Defaults to 80.
+        num_stuff_classes (int): Number of stuff classes. Defaults to 53.
+        score_thr (float): Queries scoring below it take no part in the
+            panoptic map (the paper's ``thr_cls``). Defaults to 0.3.
+        mask_thr (float): A pixel belongs to a mask where its probability
+            is ``> mask_thr``. Defaults to 0.5.
+        overlap_thr (float, optional): Drop a panoptic segment whose binary
+            mask is already taken by more than this fraction; None (the
+            paper) disables it. See :func:`mask_wise_merge`.
+            Defaults to None.
+        mask_score_power (float): If > 0, scores are multiplied by
+            ``mean(mask_prob inside binary mask) ** mask_score_power``.
+            The official code uses 2; the paper has no such factor, so 0
+            (off) is the default.
+        max_per_image (int): Number of thing instances kept per image.
+            Defaults to 100.
+        panoptic_on (bool): Return ``pan_results``. Defaults to True.
+        instance_on (bool): Return ``ins_results``. Defaults to True.
+        test_cfg (dict, optional): Accepted for mmdet compatibility; the
+            thresholds above are not read from it. Defaults to None.
+        loss_panoptic (dict, optional): Accepted for mmdet compatibility.
+            Defaults to None.
+        init_cfg (dict or list[dict], optional): Initialization config.
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 *,
+                 num_things_classes: int = 80,
+                 num_stuff_classes: int = 53,
+                 score_thr: float = 0.3,
+                 mask_thr: float = 0.5,
+                 overlap_thr: Optional[float] = None,
+                 mask_score_power: float = 0.0,
+                 max_per_image: int = 100,
+                 panoptic_on: bool = True,
+                 instance_on: bool = True,
+                 test_cfg: OptConfigType = None,
+                 loss_panoptic: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(
+            num_things_classes=num_things_classes,
+            num_stuff_classes=num_stuff_classes,
+            test_cfg=test_cfg,
+            loss_panoptic=loss_panoptic,
+            init_cfg=init_cfg)
+        if mask_score_power < 0:
+            raise ValueError('mask_score_power must be >= 0, got '
+                             f'{mask_score_power}')
+        if max_per_image < 0:
+            raise ValueError(f'max_per_image must be >= 0, got '
+                             f'{max_per_image}')
+        self.score_thr = score_thr
+        self.mask_thr = mask_thr
+        self.overlap_thr = overlap_thr
+        self.mask_score_power = mask_score_power
+        self.max_per_image = max_per_image
+        self.panoptic_on = panoptic_on
+        self.instance_on = instance_on
+
+    def loss(self, **kwargs) -> dict:
+        """The fusion head has no parameters and no training loss."""
+        return dict()
+
+    @staticmethod
+    def _output_shape(img_meta: dict, rescale: bool) -> Tuple[int, int]:
+        """(height, width) of the results: ``ori_shape`` if ``rescale``
+        else ``img_shape``."""
+        key = 'ori_shape' if rescale else 'img_shape'
+        return tuple(img_meta[key][:2])
+
+    def _upsample_masks(self, mask_logits: Tensor, img_meta: dict,
+                        rescale: bool) -> Tensor:
+        """Bring mask logits from the padded batch input's grid to the
+        output resolution.
+
+        Args:
+            mask_logits (Tensor): Shape (K, h, w), a fraction (stride 8)
+                of ``batch_input_shape``.
+            img_meta (dict): With ``batch_input_shape``, ``img_shape`` and,
+                if ``rescale``, ``ori_shape``.
+            rescale (bool): Resize to ``ori_shape`` after cropping.
+
+        Returns:
+            Tensor: Mask logits of shape (K, H, W), (H, W) being
+            ``ori_shape`` if ``rescale`` else ``img_shape``.
+        """
+        out_h, out_w = self._output_shape(img_meta, rescale)
+        if mask_logits.shape[0] == 0:
+            return mask_logits.new_zeros((0, out_h, out_w))
+        if 'batch_input_shape' not in img_meta:
+            raise KeyError('img_meta needs batch_input_shape, the padded '
+                           'input size the masks were predicted on')
+        pad_h, pad_w = img_meta['batch_input_shape'][:2]
+        img_h, img_w = img_meta['img_shape'][:2]
+        masks = F.interpolate(
+            mask_logits[None], size=(pad_h, pad_w), mode='bilinear',
+            align_corners=False)[0]
+        # Drop the padding: it is not part of the image.
+        masks = masks[:, :img_h, :img_w]
+        if rescale and (img_h, img_w) != (out_h, out_w):
+            masks = F.interpolate(
+                masks[None], size=(out_h, out_w), mode='bilinear',
+                align_corners=False)[0]
+        return masks
+
+    def _mask_score_factor(self, mask_probs: Tensor) -> Tensor:
+        """Mask quality factor multiplied into the class scores.
+
+        Args:
+            mask_probs (Tensor): Soft masks of shape (K, H, W).
+
+        Returns:
+            Tensor: ``mean(mask_prob inside binary mask) **
+            mask_score_power``, shape (K, ); all ones when the power is 0;
+            0 for an empty binary mask.
+        """
+        if self.mask_score_power == 0:
+            return mask_probs.new_ones(mask_probs.shape[0])
+        binary = (mask_probs > self.mask_thr).flatten(1)
+        inside = (mask_probs.flatten(1) * binary).sum(1)
+        mean = inside / binary.sum(1).clamp(min=1)
+        return mean**self.mask_score_power
+
+    def panoptic_postprocess(self, mask_cls: Tensor, mask_pred: Tensor,
+                             img_meta: dict, rescale: bool) -> PixelData:
+        """Panoptic segmentation of one image by mask-wise merging.
+
+        Args:
+            mask_cls (Tensor): Class logits of shape (N, num_classes).
+            mask_pred (Tensor): Mask logits of shape (N, h, w).
+            img_meta (dict): Meta information of the image.
+            rescale (bool): Output at ``ori_shape`` instead of
+                ``img_shape``.
+
+        Returns:
+            :obj:`PixelData`: ``sem_seg`` of shape (1, H, W), long, with
+            ``label + k * INSTANCE_OFFSET`` for things, ``label`` for stuff
+            and ``num_classes`` for void.
+        """
+        scores, labels = mask_cls.sigmoid().max(dim=-1)
+        # The mask factor is <= 1, so no query dropped here could pass
+        # the threshold after it: filtering first is exact and saves
+        # upsampling masks that are thrown away.
+        keep = scores >= self.score_thr
+        mask_probs = self._upsample_masks(mask_pred[keep], img_meta,
+                                          rescale).sigmoid()
+        scores = scores[keep] * self._mask_score_factor(mask_probs)
+        pan_seg = mask_wise_merge(
+            mask_probs,
+            scores,
+            labels[keep],
+            num_things_classes=self.num_things_classes,
+            num_classes=self.num_classes,
+            score_thr=self.score_thr,
+            mask_thr=self.mask_thr,
+            overlap_thr=self.overlap_thr)
+        return PixelData(sem_seg=pan_seg[None])
+
+    def instance_postprocess(self, mask_cls: Tensor, mask_pred: Tensor,
+                             img_meta: dict, rescale: bool) -> InstanceData:
+        """Thing instances of one image: top-k (query, thing class) pairs.
+
+        Args:
+            mask_cls (Tensor): Class logits of shape (N, num_classes).
+            mask_pred (Tensor): Mask logits of shape (N, h, w).
+            img_meta (dict): Meta information of the image.
+            rescale (bool): Output at ``ori_shape`` instead of
+                ``img_shape``.
+
+        Returns:
+            :obj:`InstanceData`: With K <= ``max_per_image`` instances:
+
+            - scores (Tensor): Shape (K, ), sorted in descending order.
+            - labels (Tensor): Thing labels, long, shape (K, ).
+            - bboxes (Tensor): Boxes (x1, y1, x2, y2) of the masks,
+              shape (K, 4).
+            - masks (Tensor): Binary masks, bool, shape (K, H, W).
+        """
+        num_things = self.num_things_classes
+        thing_scores = mask_cls[:, :num_things].sigmoid().flatten()
+        num_keep = min(self.max_per_image, thing_scores.numel())
+        scores, top_indices = thing_scores.topk(num_keep, sorted=True)
+        labels = top_indices % max(num_things, 1)
+        query_indices = top_indices // max(num_things, 1)
+
+        # A query may appear with several classes: upsample it once.
+        queries, inverse = torch.unique(query_indices, return_inverse=True)
+        mask_probs = self._upsample_masks(mask_pred[queries], img_meta,
+                                          rescale).sigmoid()
+        scores = scores * self._mask_score_factor(mask_probs)[inverse]
+        masks = (mask_probs > self.mask_thr)[inverse]
+
+        results = InstanceData()
+        results.bboxes = mask2bbox(masks).to(scores.dtype)
+        results.labels = labels
+        results.scores = scores
+        results.masks = masks
+        return results
+
+    def _check_inputs(self, mask_cls_results: Tensor,
+                      mask_pred_results: Tensor,
+                      batch_data_samples: SampleList) -> None:
+        """Raise a ValueError naming expected and actual shapes."""
+        if mask_cls_results.dim() != 3 or \
+                mask_cls_results.shape[-1] != self.num_classes:
+            raise ValueError(
+                'mask_cls_results must have shape (B, N, '
+                f'{self.num_classes}), got {tuple(mask_cls_results.shape)}')
+        if mask_pred_results.dim() != 4 or \
+                mask_pred_results.shape[:2] != mask_cls_results.shape[:2]:
+            raise ValueError(
+                'mask_pred_results must have shape '
+                f'{tuple(mask_cls_results.shape[:2])} + (h, w), got '
+                f'{tuple(mask_pred_results.shape)}')
+        if len(batch_data_samples) != mask_cls_results.shape[0]:
+            raise ValueError(
+                f'expected {mask_cls_results.shape[0]} data samples, got '
+                f'{len(batch_data_samples)}')
+
+    def predict(self,
+                mask_cls_results: Tensor,
+                mask_pred_results: Tensor,
+                batch_data_samples: SampleList,
+                rescale: bool = False,
+                **kwargs) -> List[dict]:
+        """Post-process a batch of predictions.
+
+        Args:
+            mask_cls_results (Tensor): Class logits (sigmoid, no
+                background channel) of shape (B, N, num_classes).
+            mask_pred_results (Tensor): Mask logits of shape (B, N, h, w)
+                on the grid of the padded ``batch_input_shape`` (stride 8).
+            batch_data_samples (list[:obj:`DetDataSample`]): Their
+                metainfo gives ``batch_input_shape``, ``img_shape`` and
+                ``ori_shape``.
+            rescale (bool): Results at ``ori_shape`` if True, else at
+                ``img_shape``. Defaults to False.
+
+        Returns:
+            list[dict]: One dict per image with ``pan_results``
+            (:obj:`PixelData`) if ``panoptic_on`` and ``ins_results``
+            (:obj:`InstanceData`) if ``instance_on``.
+        """
+        self._check_inputs(mask_cls_results, mask_pred_results,
+                           batch_data_samples)
+        results = []
+        for mask_cls, mask_pred, data_sample in zip(mask_cls_results,
+                                                    mask_pred_results,
+                                                    batch_data_samples):
+            img_meta = data_sample.metainfo
+            result = dict()
+            if self.panoptic_on:
+                result['pan_results'] = self.panoptic_postprocess(
+                    mask_cls, mask_pred, img_meta, rescale)
+            if self.instance_on:
+                result['ins_results'] = self.instance_postprocess(
+                    mask_cls, mask_pred, img_meta, rescale)
+            results.append(result)
+        return results
