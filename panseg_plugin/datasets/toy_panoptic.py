@@ -31,14 +31,8 @@ unique over the whole data set and a thing's segment id is also its
 annotation id in ``instances_*.json``. Category ids are 1-3 (things) then
 4-6 (stuff), in the order of ``TOY_METAINFO['classes']``.
 
-A config uses it as::
-
-    data_root = 'data/toy_panoptic/'
-    train_dataloader = dict(dataset=dict(
-        type='CocoPanopticDataset', data_root=data_root,
-        ann_file='annotations/panoptic_train.json',
-        data_prefix=dict(img='train/', seg='annotations/panoptic_train/'),
-        metainfo=TOY_METAINFO))
+``TOY_METAINFO`` is the ``metainfo`` of the dataset configs; paths for
+configs and metrics follow :func:`split_paths`.
 """
 import json
 import math
@@ -59,8 +53,8 @@ TOY_METAINFO = dict(
     palette=[(220, 20, 60), (0, 160, 60), (250, 170, 30), (120, 180, 240),
              (140, 100, 60), (20, 60, 160)])
 CATEGORIES = [
-    dict(id=i + 1, name=name, supercategory='shape' if i < 3 else 'scene',
-         isthing=int(i < len(THING_CLASSES)),
+    dict(id=i + 1, name=name, isthing=int(i < len(THING_CLASSES)),
+         supercategory='shape' if i < len(THING_CLASSES) else 'scene',
          color=list(TOY_METAINFO['palette'][i]))
     for i, name in enumerate(TOY_METAINFO['classes'])
 ]
@@ -91,14 +85,7 @@ def split_paths(out_dir, split):
 
 
 def id2rgb(id_map):
-    """Encode segment ids as RGB, ``id = R + 256 * G + 256 ** 2 * B``.
-
-    Args:
-        id_map (np.ndarray): Integer ids of shape (H, W).
-
-    Returns:
-        np.ndarray: uint8 array of shape (H, W, 3) in RGB order.
-    """
+    """Encode ids (H, W) as uint8 RGB (H, W, 3), id = R + 256 G + 256^2 B."""
     id_map = id_map.astype(np.int64)
     return np.stack([id_map % 256, id_map // 256 % 256, id_map // 65536 % 256],
                     axis=-1).astype(np.uint8)
@@ -350,43 +337,29 @@ def _write_split(out_dir, split, split_code, num, first_img_id, first_seg_id,
 
 
 def _dump(path, obj):
+    """Write compact JSON (byte-identical for identical ``obj``)."""
     with open(path, 'w') as f:
         json.dump(obj, f, separators=(',', ':'))
 
 
-def _is_complete(out_dir, params):
-    """Whether ``out_dir`` already holds a finished run with ``params``."""
-    meta_file = osp.join(out_dir, 'toy_meta.json')
-    if not osp.isfile(meta_file):
-        return False
-    with open(meta_file) as f:
-        meta = json.load(f)
-    if meta != dict(params, complete=True):
-        return False
-    for split in SPLITS:
-        paths = split_paths(out_dir, split)
-        if not (osp.isfile(paths['panoptic_json'])
-                and osp.isfile(paths['instances_json'])):
-            return False
-        for key in ('img_dir', 'seg_dir'):
-            names = [n for n in os.listdir(paths[key]) if _FILE_RE.match(n)]
-            if len(names) != params[f'num_{split}']:
-                return False
-    return True
-
-
-def _remove_previous(out_dir):
-    """Delete the files of an earlier run (only names this module writes)."""
+def _previous_files(out_dir):
+    """Files of an earlier run in ``out_dir``: only names this module
+    writes, so that nothing else is ever deleted."""
+    found = []
     for split in SPLITS:
         paths = split_paths(out_dir, split)
         for key in ('img_dir', 'seg_dir'):
             if osp.isdir(paths[key]):
-                for name in os.listdir(paths[key]):
-                    if _FILE_RE.match(name):
-                        os.remove(osp.join(paths[key], name))
-        for key in ('panoptic_json', 'instances_json'):
-            if osp.isfile(paths[key]):
-                os.remove(paths[key])
+                found += [
+                    osp.join(paths[key], name)
+                    for name in sorted(os.listdir(paths[key]))
+                    if _FILE_RE.match(name)
+                ]
+        found += [
+            paths[key] for key in ('panoptic_json', 'instances_json')
+            if osp.isfile(paths[key])
+        ]
+    return found
 
 
 def make_toy_panoptic(out_dir,
@@ -454,11 +427,16 @@ def make_toy_panoptic(out_dir,
     meta_file = osp.join(out_dir, 'toy_meta.json')
     result = dict(data_root=out_dir, meta_file=meta_file,
                   **{s: split_paths(out_dir, s) for s in SPLITS})
-    if not overwrite and _is_complete(out_dir, params):
-        return dict(result, skipped=True)
+    if not overwrite and osp.isfile(meta_file):
+        with open(meta_file) as f:
+            done = json.load(f) == dict(params, complete=True)
+        num_files = 4 + 2 * (params['num_train'] + params['num_val'])
+        if done and len(_previous_files(out_dir)) == num_files:
+            return dict(result, skipped=True)
     os.makedirs(out_dir, exist_ok=True)
-    if osp.isfile(meta_file):
-        _remove_previous(out_dir)
+    if osp.isfile(meta_file):  # an earlier run of ours: drop its files
+        for path in _previous_files(out_dir):
+            os.remove(path)
     _dump(meta_file, dict(params, complete=False))
     _, next_seg_id = _write_split(out_dir, 'train', 0, num_train, 1, 1,
                                   params)

@@ -1,0 +1,78 @@
+"""Write the synthetic toy panoptic data set in COCO panoptic format.
+
+Example::
+
+    python tools/dataset_converters/make_toy_panoptic.py data/toy_panoptic \
+        --num-train 400 --num-val 50 --img-size 128 --seed 0
+
+Running it again with the same arguments keeps the existing files; other
+arguments (or ``--overwrite``) regenerate them. See
+``panseg_plugin/datasets/toy_panoptic.py`` for the layout.
+"""
+import argparse
+import time
+
+from panseg_plugin.datasets.toy_panoptic import make_toy_panoptic
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Generate the toy COCO-panoptic data set')
+    parser.add_argument(
+        'out_dir', nargs='?', default='data/toy_panoptic',
+        help='output folder (data_root of the configs)')
+    parser.add_argument('--num-train', type=int, default=400)
+    parser.add_argument('--num-val', type=int, default=50)
+    parser.add_argument(
+        '--img-size', type=int, nargs='+', default=[128],
+        help='one int for square images, or WIDTH HEIGHT')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--max-instances', type=int, default=5,
+        help='most regular things per image')
+    parser.add_argument(
+        '--stuff-only-ratio', type=float, default=0.1,
+        help='fraction of images without things')
+    parser.add_argument(
+        '--clutter-ratio', type=float, default=0.2,
+        help='fraction of the other images with small clutter things')
+    parser.add_argument('--jpeg-quality', type=int, default=90)
+    parser.add_argument(
+        '--overwrite', action='store_true',
+        help='regenerate even when matching data exists')
+    args = parser.parse_args(argv)
+    if len(args.img_size) not in (1, 2):
+        parser.error('--img-size takes one or two ints')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    size = args.img_size[0] if len(args.img_size) == 1 else tuple(
+        args.img_size)
+    start = time.perf_counter()
+    paths = make_toy_panoptic(
+        args.out_dir,
+        num_train=args.num_train,
+        num_val=args.num_val,
+        img_size=size,
+        seed=args.seed,
+        max_instances=args.max_instances,
+        stuff_only_ratio=args.stuff_only_ratio,
+        clutter_ratio=args.clutter_ratio,
+        jpeg_quality=args.jpeg_quality,
+        overwrite=args.overwrite)
+    if paths['skipped']:
+        print(f'{args.out_dir} already holds this data set '
+              f'({paths["meta_file"]}); skipped (use --overwrite to redo)')
+    else:
+        print(f'wrote {args.num_train} train + {args.num_val} val images to '
+              f'{args.out_dir} in {time.perf_counter() - start:.1f} s')
+    for split in ('train', 'val'):
+        for key, path in paths[split].items():
+            print(f'  {split:5s} {key:14s} {path}')
+    return paths
+
+
+if __name__ == '__main__':
+    main()

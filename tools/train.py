@@ -1,0 +1,172 @@
+"""Train a Panoptic SegFormer (or any mmdet 3.x) model from a config.
+
+Usage::
+
+    python tools/train.py CONFIG [--work-dir DIR] [--amp] [--auto-scale-lr]
+        [--resume [CKPT]] [--cfg-options k=v ...] [--launcher pytorch]
+
+The script imports ``panseg_plugin`` itself, so a config that forgets
+``custom_imports`` still finds the plugin's classes, and it puts the repo
+root on ``sys.path``, so it runs from a clone that was never pip-installed.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+from contextlib import contextmanager
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+import torch  # noqa: E402
+from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
+from mmengine.device import get_device  # noqa: E402
+from mmengine.optim import OptimWrapper  # noqa: E402
+from mmengine.registry import OPTIM_WRAPPERS, RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+from mmdet.utils import (register_all_modules,  # noqa: E402
+                         setup_cache_size_limit_of_dynamo)
+
+import panseg_plugin  # noqa: E402,F401  (checks versions, registers)
+
+CPU_AMP_WRAPPER = 'PanopticSegFormerCpuAmpOptimWrapper'
+
+
+class CpuAmpOptimWrapper(OptimWrapper):
+    """OptimWrapper that runs the forward pass under CPU bfloat16 autocast.
+
+    mmengine's ``AmpOptimWrapper`` asserts that a GPU/NPU/MLU/MUSA device
+    exists, and CPU autocast only supports bfloat16. bfloat16 keeps
+    float32's exponent range, so no loss scaling is needed: backward and
+    step stay those of the plain :class:`OptimWrapper` (and run outside
+    autocast, as ``BaseModel.train_step`` calls them after the context).
+    """
+
+    @contextmanager
+    def optim_context(self, model):
+        with super().optim_context(model), torch.autocast(
+                device_type='cpu', dtype=torch.bfloat16):
+            yield
+
+
+def register_cpu_amp_wrapper():
+    """Register :class:`CpuAmpOptimWrapper` in mmengine's root registry
+    (found from every scope); a second call is a no-op."""
+    if CPU_AMP_WRAPPER not in OPTIM_WRAPPERS.module_dict:
+        OPTIM_WRAPPERS.register_module(
+            name=CPU_AMP_WRAPPER, module=CpuAmpOptimWrapper)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a detector')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='automatic mixed precision: float16 AmpOptimWrapper with '
+        'dynamic loss scale on GPU, bfloat16 autocast on CPU')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the LR by the total batch size over '
+        'auto_scale_lr.base_batch_size')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from this checkpoint; without a path, resume from '
+        'the latest checkpoint in the work directory')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, xxx=yyy pairs merged into the '
+        'config; lists as key="[a,b]" or key=a,b, nested as '
+        'key="[(a,b),(c,d)]", quotes needed and no white space')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch>=2.0's launchers pass --local-rank, older ones --local_rank.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def enable_amp(optim_wrapper, device):
+    """Switch ``optim_wrapper`` (a ConfigDict, edited in place) to mixed
+    precision for ``device`` ('cuda', 'cpu', ...)."""
+    if device == 'cpu':
+        optim_wrapper.type = CPU_AMP_WRAPPER
+        # GradScaler and float16 settings have no meaning for bfloat16.
+        for key in ('loss_scale', 'dtype', 'use_fsdp'):
+            optim_wrapper.pop(key, None)
+    else:
+        optim_wrapper.type = 'AmpOptimWrapper'
+        optim_wrapper.loss_scale = 'dynamic'
+
+
+def build_config(args):
+    """Load the config and apply the command line on top of it."""
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if cfg.get('default_scope') is None:
+        cfg.default_scope = 'mmdet'
+
+    # work_dir priority: CLI > config > ./work_dirs/<config name>
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+
+    if args.amp:
+        if not isinstance(cfg.get('optim_wrapper'), ConfigDict):
+            raise RuntimeError('--amp needs an `optim_wrapper` dict in the '
+                               'config')
+        enable_amp(cfg.optim_wrapper, get_device())
+
+    if args.auto_scale_lr:
+        scale_cfg = cfg.get('auto_scale_lr') or {}
+        if 'enable' not in scale_cfg or 'base_batch_size' not in scale_cfg:
+            raise RuntimeError(
+                '--auto-scale-lr needs `auto_scale_lr = dict(enable=False, '
+                'base_batch_size=N)` in the config')
+        cfg.auto_scale_lr.enable = True
+
+    # An explicit checkpoint wins over the work_dir's last_checkpoint.
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    # Fewer recompilations when the model is wrapped by torch.compile.
+    setup_cache_size_limit_of_dynamo()
+    register_all_modules(init_default_scope=False)
+    # Always registered: a config dumped by an --amp run on CPU names it.
+    register_cpu_amp_wrapper()
+    cfg = build_config(args)
+    if 'runner_type' in cfg:
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
