@@ -173,3 +173,8 @@ default_hooks = dict(
         save_best='coco_panoptic/PQ', rule='greater'))
 # 8 GPUs x 1 image per GPU
 auto_scale_lr = dict(enable=False, base_batch_size=8)
+# mmdet's DetLocalVisualizer, safe on predictions without any segment
+visualizer = dict(
+    type='PanopticSegFormerVisualizer',
+    vis_backends=[dict(type='LocalVisBackend')],
+    name='visualizer')
