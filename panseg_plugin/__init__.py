@@ -13,6 +13,7 @@ from .version import __version__
 check_versions()
 patch_checkpoint_loading()
 
-from . import datasets, evaluation, models, visualization  # noqa: E402,F401
+from . import (apis, datasets, engine, evaluation, models,  # noqa: E402,F401
+               visualization)
 
 __all__ = ['__version__']

@@ -3,15 +3,21 @@
 Usage::
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out x.pkl]
-        [--show] [--show-dir DIR] [--wait-time S] [--cfg-options k=v ...]
-        [--launcher pytorch]
+        [--show] [--show-dir DIR] [--wait-time S] [--non-strict]
+        [--cfg-options k=v ...] [--launcher pytorch]
 
 Like ``tools/train.py`` it imports ``panseg_plugin`` itself and puts the
 repo root on ``sys.path``.
+
+A checkpoint whose parameter names or shapes do not match the config's
+model is refused with the offending keys listed (mmengine only prints a
+warning and evaluates with those weights left at their initial values);
+``--non-strict`` logs the same list and evaluates anyway.
 """
 import argparse
 import os
 import os.path as osp
+import re
 import sys
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -19,8 +25,10 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
 
 from mmdet.engine.hooks.utils import trigger_visualization_hook  # noqa: E402
 from mmdet.evaluation import DumpDetResults  # noqa: E402
@@ -52,6 +60,11 @@ def parse_args(argv=None):
     parser.add_argument(
         '--wait-time', type=float, default=2,
         help='seconds each image is shown with --show')
+    parser.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='evaluate even if the checkpoint\'s parameter names or shapes '
+        'do not match the model (the mismatches are logged)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -96,6 +109,87 @@ def build_config(args):
     return cfg
 
 
+def checkpoint_mismatch(model, checkpoint,
+                        revise_keys=((r'^module\.', ''), )):
+    """Keys of ``checkpoint`` (a dict with or without ``state_dict``) that
+    do not fit ``model``.
+
+    Returns:
+        dict: ``missing`` (in the model, not in the checkpoint),
+        ``unexpected`` (in the checkpoint, not in the model), both sorted
+        lists, and ``shape`` ({key: (checkpoint shape, model shape)}).
+        BatchNorm's ``num_batches_tracked`` is ignored, as mmengine does.
+    """
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    for pattern, replacement in revise_keys:
+        state_dict = {re.sub(pattern, replacement, k): v
+                      for k, v in state_dict.items()}
+    if is_model_wrapper(model):
+        model = model.module
+    own = model.state_dict()
+    skip = 'num_batches_tracked'
+    shape = {
+        k: (tuple(state_dict[k].shape), tuple(own[k].shape))
+        for k in own.keys() & state_dict.keys()
+        if hasattr(state_dict[k], 'shape') and
+        tuple(state_dict[k].shape) != tuple(own[k].shape)
+    }
+    return dict(
+        missing=sorted(k for k in own.keys() - state_dict.keys()
+                       if skip not in k),
+        unexpected=sorted(k for k in state_dict.keys() - own.keys()
+                          if skip not in k),
+        shape=shape)
+
+
+def format_mismatch(mismatch, limit=30):
+    """Lines listing the keys of :func:`checkpoint_mismatch`, at most
+    ``limit`` of each kind."""
+    lines = []
+    for kind, what in (('missing', 'missing from the checkpoint'),
+                       ('unexpected', 'in the checkpoint, not in the model'),
+                       ('shape', 'shape differs (checkpoint vs model)')):
+        keys = mismatch[kind]
+        if not keys:
+            continue
+        lines.append(f'  {len(keys)} {what}:')
+        for key in sorted(keys)[:limit]:
+            extra = (f': {keys[key][0]} vs {keys[key][1]}'
+                     if kind == 'shape' else '')
+            lines.append(f'    {key}{extra}')
+        if len(keys) > limit:
+            lines.append(f'    ... and {len(keys) - limit} more')
+    return lines
+
+
+def check_checkpoint(runner, filename, strict=True):
+    """Refuse (``strict``) or log a checkpoint that does not fit the model.
+
+    mmengine's ``Runner.load_checkpoint`` loads with ``strict=False`` and
+    prints the mismatch without failing, so a wrong config silently scores a
+    partly untrained model. This reads the checkpoint once more on the CPU,
+    before the runner loads it (after its ``before_run`` hooks, which EMA
+    and other checkpoint hooks need).
+
+    Raises:
+        RuntimeError: naming the missing, unexpected and reshaped keys.
+    """
+    mismatch = checkpoint_mismatch(
+        runner.model, _load_checkpoint(filename, map_location='cpu'))
+    if not any(mismatch.values()):
+        return mismatch
+    message = '\n'.join(
+        [f'The checkpoint {filename} does not match the model of the '
+         'config:'] + format_mismatch(mismatch) +
+        ['Those parameters would keep their initial values. Check the '
+         'config (classes, backbone, number of queries / levels) against '
+         'the checkpoint, or pass --non-strict to evaluate anyway.'])
+    if strict:
+        raise RuntimeError(message)
+    runner.logger.warning(message)
+    return mismatch
+
+
 def main(argv=None):
     args = parse_args(argv)
     # Fewer recompilations when the model is wrapped by torch.compile.
@@ -106,6 +200,7 @@ def main(argv=None):
         runner = RUNNERS.build(cfg)
     else:
         runner = Runner.from_cfg(cfg)
+    check_checkpoint(runner, args.checkpoint, strict=not args.non_strict)
     if args.out is not None:
         runner.test_evaluator.metrics.append(
             DumpDetResults(out_file_path=args.out))

@@ -13,50 +13,26 @@ import argparse
 import os
 import os.path as osp
 import sys
-from contextlib import contextmanager
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-import torch  # noqa: E402
 from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 from mmengine.device import get_device  # noqa: E402
-from mmengine.optim import OptimWrapper  # noqa: E402
-from mmengine.registry import OPTIM_WRAPPERS, RUNNERS  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmdet.utils import (register_all_modules,  # noqa: E402
                          setup_cache_size_limit_of_dynamo)
 
 import panseg_plugin  # noqa: E402,F401  (checks versions, registers)
+# Imported by name as well: registering the wrapper must not depend on the
+# package's __init__ importing ``engine``.
+from panseg_plugin.engine.optim_wrapper import \
+    PanopticSegFormerCpuAmpOptimWrapper  # noqa: E402
 
-CPU_AMP_WRAPPER = 'PanopticSegFormerCpuAmpOptimWrapper'
-
-
-class CpuAmpOptimWrapper(OptimWrapper):
-    """OptimWrapper that runs the forward pass under CPU bfloat16 autocast.
-
-    mmengine's ``AmpOptimWrapper`` asserts that a GPU/NPU/MLU/MUSA device
-    exists, and CPU autocast only supports bfloat16. bfloat16 keeps
-    float32's exponent range, so no loss scaling is needed: backward and
-    step stay those of the plain :class:`OptimWrapper` (and run outside
-    autocast, as ``BaseModel.train_step`` calls them after the context).
-    """
-
-    @contextmanager
-    def optim_context(self, model):
-        with super().optim_context(model), torch.autocast(
-                device_type='cpu', dtype=torch.bfloat16):
-            yield
-
-
-def register_cpu_amp_wrapper():
-    """Register :class:`CpuAmpOptimWrapper` in mmengine's root registry
-    (found from every scope); a second call is a no-op."""
-    if CPU_AMP_WRAPPER not in OPTIM_WRAPPERS.module_dict:
-        OPTIM_WRAPPERS.register_module(
-            name=CPU_AMP_WRAPPER, module=CpuAmpOptimWrapper)
+CPU_AMP_WRAPPER = PanopticSegFormerCpuAmpOptimWrapper.__name__
 
 
 def parse_args(argv=None):
@@ -158,8 +134,6 @@ def main(argv=None):
     # Fewer recompilations when the model is wrapped by torch.compile.
     setup_cache_size_limit_of_dynamo()
     register_all_modules(init_default_scope=False)
-    # Always registered: a config dumped by an --amp run on CPU names it.
-    register_cpu_amp_wrapper()
     cfg = build_config(args)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)

@@ -102,11 +102,17 @@ model = dict(
             ])),
     test_cfg=dict())
 
+# mmdet's COCO panoptic data set and loading, with checks that name the bad
+# file (corrupt images/PNGs, PNG/image size or id mismatches, class order).
+dataset_type = 'PanopticSegFormerCocoPanopticDataset'
+
 # Multi-scale training: short side 480-800, long side at most 1333.
 train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
     dict(
-        type='LoadPanopticAnnotations',
+        type='PanopticSegFormerLoadImageFromFile',
+        backend_args={{_base_.backend_args}}),
+    dict(
+        type='PanopticSegFormerLoadPanopticAnnotations',
         with_bbox=True,
         with_mask=True,
         with_seg=True,
@@ -118,12 +124,29 @@ train_pipeline = [
         keep_ratio=True),
     dict(type='PackDetInputs')
 ]
+test_pipeline = [
+    dict(
+        type='PanopticSegFormerLoadImageFromFile',
+        backend_args={{_base_.backend_args}}),
+    dict(type='Resize', scale=(1333, 800), keep_ratio=True),
+    dict(
+        type='PanopticSegFormerLoadPanopticAnnotations',
+        backend_args={{_base_.backend_args}}),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor'))
+]
 train_dataloader = dict(
     batch_size=1,
     num_workers=2,
     dataset=dict(
+        type=dataset_type,
         filter_cfg=dict(filter_empty_gt=False, min_size=32),
         pipeline=train_pipeline))
+val_dataloader = dict(
+    dataset=dict(type=dataset_type, pipeline=test_pipeline))
+test_dataloader = val_dataloader
 
 data_root = 'data/coco/'
 val_evaluator = [

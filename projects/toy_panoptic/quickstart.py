@@ -33,6 +33,7 @@ def parse_args(argv=None):
                         help='override the config (e.g. 30 for a smoke run)')
     parser.add_argument('--num-train', type=int, default=400)
     parser.add_argument('--num-val', type=int, default=50)
+    parser.add_argument('--img-size', type=int, default=128)
     parser.add_argument('--num-vis', type=int, default=4,
                         help='validation images in the picture')
     parser.add_argument('--seed', type=int, default=0)
@@ -66,6 +67,10 @@ def build_cfg(args):
                  milestones=[int(iters * 0.8)], gamma=0.1)
         ]
     cfg.randomness = dict(seed=args.seed)
+    # mmengine keeps one visualizer per name in a process: a fresh name
+    # makes this run log its learning curve under its own work_dir even
+    # when main() runs twice in one process (tests, notebooks).
+    cfg.visualizer.name = f'toy_quickstart_{time.time_ns()}'
     return cfg
 
 
@@ -89,6 +94,7 @@ def render(runner, num_images, out_file):
     import numpy as np
     import torch
     from mmdet.registry import VISUALIZERS
+    from mmdet.structures import DetDataSample
     from mmengine.dataset import pseudo_collate
 
     from panseg_plugin.visualization import gt_panoptic_seg
@@ -105,10 +111,12 @@ def render(runner, num_images, out_file):
         data = pseudo_collate([dataset[idx]])
         with torch.no_grad():
             sample = model.test_step(data)[0]
-        sample.gt_panoptic_seg = gt_panoptic_seg(sample,
-                                                 len(meta['classes']))
+        # draw the panoptic maps only (not boxes and semantic maps too)
+        drawn = DetDataSample(metainfo=sample.metainfo)
+        drawn.gt_panoptic_seg = gt_panoptic_seg(sample, len(meta['classes']))
+        drawn.pred_panoptic_seg = sample.pred_panoptic_seg
         image = mmcv.imread(sample.img_path, channel_order='rgb')
-        visualizer.add_datasample('toy', image, sample, draw_gt=True,
+        visualizer.add_datasample('toy', image, drawn, draw_gt=True,
                                   draw_pred=True, show=False)
         rows.append(np.concatenate([image, visualizer.get_image()], axis=1))
     picture = np.concatenate(rows, axis=0)
@@ -127,7 +135,8 @@ def main(argv=None):
 
     print(f'[1/4] toy data set in {args.data_root}')
     info = make_toy_panoptic(args.data_root, num_train=args.num_train,
-                             num_val=args.num_val, seed=args.seed)
+                             num_val=args.num_val, img_size=args.img_size,
+                             seed=args.seed)
     print('      reused existing files' if info['skipped'] else
           f'      written in {time.time() - start:.1f}s')
 

@@ -8,7 +8,7 @@ from mmdet.models.layers import MLP, inverse_sigmoid
 from mmdet.models.utils import preprocess_panoptic_gt
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import SampleList
-from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig, reduce_mean
+from mmdet.utils import OptConfigType, OptMultiConfig, reduce_mean
 from mmengine.model import BaseModule, bias_init_with_prob
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
@@ -147,7 +147,8 @@ class PanopticSegFormerHead(BaseModule):
     def forward(self, hidden_states: Tensor, references: List[Tensor],
                 query_pos: Tensor, memory: Tensor,
                 memory_mask: Optional[Tensor], memory_pos: Tensor,
-                spatial_shapes: Tensor, **kwargs) -> PanopticSegFormerHeadOutputs:
+                spatial_shapes: Tensor,
+                **kwargs) -> PanopticSegFormerHeadOutputs:
         """Predict classes, masks and locations.
 
         Args:
@@ -245,8 +246,9 @@ class PanopticSegFormerHead(BaseModule):
         sem = None
         if self.num_stuff_classes > 0 and 'gt_sem_seg' in data_sample:
             sem = data_sample.gt_sem_seg.sem_seg
-            sem = F.pad(sem, (0, pad_w - sem.size(-1), 0, pad_h - sem.size(-2)),
-                        value=255)
+            sem = F.pad(
+                sem, (0, pad_w - sem.size(-1), 0, pad_h - sem.size(-2)),
+                value=255)
         labels, masks = preprocess_panoptic_gt(
             gt.labels, things, sem, self.num_things_classes,
             self.num_stuff_classes)

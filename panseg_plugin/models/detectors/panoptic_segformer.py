@@ -9,7 +9,7 @@ from mmdet.models.layers import (DeformableDetrTransformerDecoder,
                                  SinePositionalEncoding)
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
-from mmdet.utils import ConfigType, OptConfigType
+from mmdet.utils import ConfigType
 from torch import Tensor, nn
 
 
@@ -68,8 +68,11 @@ class PanopticSegFormer(DetectionTransformer):
         # split into (query_pos, query) in pre_decoder, as Deformable DETR
         self.query_embedding = nn.Embedding(self.num_queries,
                                             self.embed_dims * 2)
+        # Initialised here, not only in init_weights: a model built without
+        # init_weights (tests, inference without weights) must not start
+        # from uninitialised memory, which may hold NaN.
         self.level_embed = nn.Parameter(
-            torch.Tensor(self.num_feature_levels, self.embed_dims))
+            torch.randn(self.num_feature_levels, self.embed_dims))
         self.reference_points_fc = nn.Linear(self.embed_dims, 2)
 
     def _check_consistency(self) -> None:

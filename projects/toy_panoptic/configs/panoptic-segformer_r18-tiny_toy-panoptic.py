@@ -91,16 +91,16 @@ model = dict(
     test_cfg=dict())
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadPanopticAnnotations', with_bbox=True, with_mask=True,
-         with_seg=True),
+    dict(type='PanopticSegFormerLoadImageFromFile'),
+    dict(type='PanopticSegFormerLoadPanopticAnnotations', with_bbox=True,
+         with_mask=True, with_seg=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadPanopticAnnotations', with_bbox=True, with_mask=True,
-         with_seg=True),
+    dict(type='PanopticSegFormerLoadImageFromFile'),
+    dict(type='PanopticSegFormerLoadPanopticAnnotations', with_bbox=True,
+         with_mask=True, with_seg=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                     'scale_factor'))
@@ -111,7 +111,7 @@ train_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
-        type='CocoPanopticDataset',
+        type='PanopticSegFormerCocoPanopticDataset',
         data_root=data_root,
         metainfo=metainfo,
         ann_file='annotations/panoptic_train.json',
@@ -125,7 +125,7 @@ val_dataloader = dict(
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type='CocoPanopticDataset',
+        type='PanopticSegFormerCocoPanopticDataset',
         data_root=data_root,
         metainfo=metainfo,
         ann_file='annotations/panoptic_val.json',

@@ -1,0 +1,8 @@
+from .loading import (PanopticSegFormerCorruptFileError,
+                      PanopticSegFormerLoadImageFromFile,
+                      PanopticSegFormerLoadPanopticAnnotations)
+
+__all__ = [
+    'PanopticSegFormerCorruptFileError', 'PanopticSegFormerLoadImageFromFile',
+    'PanopticSegFormerLoadPanopticAnnotations'
+]

@@ -1,0 +1,271 @@
+"""Loading transforms that turn bad files into clear messages.
+
+mmcv's ``LoadImageFromFile`` asserts ``img is not None`` outside its
+``try`` (a truncated JPEG fails training with a bare ``AssertionError``)
+and mmdet's ``LoadPanopticAnnotations`` decodes the panoptic PNG with
+``flag='color'``, which silently turns a grayscale, RGBA or 16-bit PNG into
+wrong ids and never compares the PNG's size with the image's. The two
+subclasses here keep mmdet's outputs and add:
+
+* a file that does not decode raises :class:`PanopticSegFormerCorruptFileError`
+  naming it; ``PanopticSegFormerCocoPanopticDataset`` skips the sample in
+  training (one warning per file) and re-raises in testing;
+* a panoptic PNG must be 8-bit RGB and as large as its image;
+* ``segments_info`` ids absent from the PNG are dropped (with their boxes)
+  and PNG ids absent from ``segments_info`` are void; both are counted and
+  named in one warning per PNG.
+"""
+import logging
+from collections import Counter
+from typing import Hashable, List, Optional
+
+import mmcv
+import numpy as np
+from mmcv.transforms import LoadImageFromFile
+from mmdet.datasets.transforms import LoadPanopticAnnotations
+from mmdet.registry import TRANSFORMS
+from mmdet.structures.mask import BitmapMasks
+from mmengine import fileio
+from mmengine.logging import print_log
+
+# (kind, path) pairs already warned about in this process.
+_WARNED = set()
+
+
+class PanopticSegFormerCorruptFileError(OSError):
+    """An image or panoptic PNG that exists but does not decode.
+
+    Args:
+        path (str): The file.
+        reason (str): What the decoder said.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        super().__init__(
+            f'cannot decode {path}: {reason}. The file is truncated or '
+            f'corrupt: replace it, or remove its image from the annotation '
+            f'file')
+
+
+def warn_once(key: Hashable, message: str) -> bool:
+    """Log ``message`` as a warning unless ``key`` was logged before in this
+    process. Returns whether it was logged.
+
+    Data loader workers are separate processes: with ``persistent_workers``
+    each worker warns at most once per key for the whole run.
+    """
+    if key in _WARNED:
+        return False
+    _WARNED.add(key)
+    print_log(message, logger='current', level=logging.WARNING)
+    return True
+
+
+def _decode(content: bytes, path: str, flag: str,
+            backend: Optional[str]) -> np.ndarray:
+    """``mmcv.imfrombytes`` that raises, naming ``path``, where it would
+    return ``None`` (cv2) or raise an anonymous error (pillow)."""
+    try:
+        img = mmcv.imfrombytes(content, flag=flag, backend=backend)
+    except Exception as err:  # cv2.error, PIL's OSError, ...
+        raise PanopticSegFormerCorruptFileError(
+            path, f'{type(err).__name__}: {err}') from err
+    if img is None:
+        raise PanopticSegFormerCorruptFileError(
+            path, 'the decoder returned no image')
+    return img
+
+
+def decode_panoptic_png(content: bytes, path: str,
+                        backend: Optional[str] = 'cv2') -> np.ndarray:
+    """Segment ids of a COCO panoptic PNG.
+
+    Args:
+        content (bytes): The PNG file's bytes.
+        path (str): Its path, for messages.
+        backend (str, optional): mmcv decoding backend. Defaults to 'cv2'.
+
+    Returns:
+        np.ndarray: int64 ids of shape (H, W), id = R + 256 G + 256^2 B.
+
+    Raises:
+        PanopticSegFormerCorruptFileError: The bytes do not decode.
+        ValueError: The PNG is not 8-bit RGB (grayscale, alpha, 16-bit).
+    """
+    png = _decode(content, path, 'unchanged', backend)
+    channels = 1 if png.ndim == 2 else png.shape[2]
+    if channels != 3 or png.dtype != np.uint8:
+        kind = {1: 'grayscale', 2: 'grayscale with alpha',
+                4: 'RGBA'}.get(channels, f'{channels}-channel')
+        bits = 8 * png.dtype.itemsize
+        raise ValueError(
+            f'panoptic PNG {path} is {bits}-bit {kind} (array {png.dtype} '
+            f'of shape {png.shape}); a panoptic PNG must be 8-bit RGB with '
+            f'segment id = R + 256 * G + 256**2 * B. Convert it offline '
+            f'(e.g. panopticapi.utils.id2rgb on the id map, saved as RGB '
+            f'without alpha)')
+    # 'unchanged' gives BGR with both the cv2 and the pillow backend
+    rgb = png[..., ::-1].astype(np.int64)
+    return rgb[..., 0] + 256 * rgb[..., 1] + 256**2 * rgb[..., 2]
+
+
+@TRANSFORMS.register_module()
+class PanopticSegFormerLoadImageFromFile(LoadImageFromFile):
+    """``LoadImageFromFile`` raising :class:`PanopticSegFormerCorruptFileError`
+    for a file that does not decode (mmcv asserts instead).
+
+    Arguments as mmcv's; a missing file still raises (or gives ``None`` with
+    ``ignore_empty=True``), as there.
+    """
+
+    def transform(self, results: dict) -> Optional[dict]:
+        filename = results['img_path']
+        try:
+            if self.file_client_args is not None:
+                client = fileio.FileClient.infer_client(
+                    self.file_client_args, filename)
+                content = client.get(filename)
+            else:
+                content = fileio.get(filename,
+                                     backend_args=self.backend_args)
+        except Exception:
+            if self.ignore_empty:
+                return None
+            raise
+        img = _decode(content, filename, self.color_type,
+                      self.imdecode_backend)
+        if self.to_float32:
+            img = img.astype(np.float32)
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        return results
+
+
+@TRANSFORMS.register_module()
+class PanopticSegFormerLoadPanopticAnnotations(LoadPanopticAnnotations):
+    """``LoadPanopticAnnotations`` that validates the panoptic PNG.
+
+    Outputs are mmdet's (``gt_bboxes``, ``gt_bboxes_labels``,
+    ``gt_ignore_flags``, ``gt_masks``, ``gt_seg_map`` with 255 for void).
+    The ``k``-th thing of ``segments_info`` is the ``k``-th entry of
+    ``instances``, as mmdet's ``CocoPanopticDataset`` builds them; a thing
+    dropped for missing pixels loses its box too. Ids listed in
+    ``ignored_ids`` (segments the dataset made void, e.g. of classes outside
+    ``metainfo``) are void without a warning.
+
+    Must follow an image loader (the PNG is checked against ``ori_shape``).
+    Arguments as mmdet's.
+
+    Attributes:
+        counts (Counter): In this process, ``dropped_segments`` (listed in
+            ``segments_info``, absent from the PNG) and ``unknown_ids`` (in
+            the PNG, absent from ``segments_info``).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.counts = Counter()
+
+    def transform(self, results: dict) -> dict:
+        ids = None
+        if (self.with_mask or self.with_seg) and \
+                results.get('seg_map_path') is not None:
+            ids = self._load_ids(results)
+            self._match_segments(results, ids)
+        if self.with_bbox:
+            self._load_bboxes(results)
+        if self.with_label:
+            self._load_labels(results)
+        if ids is not None:
+            self._masks_and_semantic_seg(results, ids)
+        return results
+
+    def _load_ids(self, results: dict) -> np.ndarray:
+        """Decode and check the panoptic PNG; ids (H, W) int64."""
+        path = results['seg_map_path']
+        content = fileio.get(path, backend_args=self.backend_args)
+        ids = decode_panoptic_png(content, path, self.imdecode_backend)
+        if 'ori_shape' in results:
+            expected = tuple(results['ori_shape'])
+            source = f'its image {results.get("img_path")}'
+        else:
+            expected = (results['height'], results['width'])
+            source = 'the annotation file (height, width)'
+        if ids.shape != expected:
+            hint = ''
+            if ids.shape == expected[::-1]:
+                hint = (' The sizes are transposed: the image most likely '
+                        'carries an EXIF orientation tag, which the image '
+                        'loader applies (color_type="color").')
+            raise ValueError(
+                f'panoptic PNG {path} is {ids.shape[0]}x{ids.shape[1]} '
+                f'(HxW) but {source} is {expected[0]}x{expected[1]}.{hint} '
+                f'Re-export the image without EXIF orientation or rotate the '
+                f'PNG to match; if the annotations were drawn on the stored '
+                f'pixels, load images with color_type='
+                f'"color_ignore_orientation"')
+        return ids
+
+    def _match_segments(self, results: dict, ids: np.ndarray) -> None:
+        """Drop segments (and their instances) absent from the PNG and
+        report PNG ids absent from ``segments_info``."""
+        segments = results.get('segments_info', [])
+        instances = results.get('instances', [])
+        num_things = sum(bool(s.get('is_thing')) for s in segments)
+        if num_things != len(instances):
+            raise ValueError(
+                f'{results.get("img_path")}: {num_things} thing segments but '
+                f'{len(instances)} instances; the dataset must list one '
+                f'instance per non-crowd thing segment, in order '
+                f'(CocoPanopticDataset does)')
+        present = set(np.unique(ids).tolist())
+        kept_segments: List[dict] = []
+        kept_instances: List[dict] = []
+        missing: List[int] = []
+        things = iter(instances)
+        for segment in segments:
+            instance = next(things) if segment.get('is_thing') else None
+            if segment['id'] not in present:
+                missing.append(segment['id'])
+                continue
+            kept_segments.append(segment)
+            if instance is not None:
+                kept_instances.append(instance)
+        known = {s['id'] for s in segments}
+        known.update(results.get('ignored_ids', ()))
+        unknown = sorted(present - known - {0})
+        if missing or unknown:
+            self.counts['dropped_segments'] += len(missing)
+            self.counts['unknown_ids'] += len(unknown)
+            warn_once(('segments', results['seg_map_path']), (
+                f'panoptic PNG {results["seg_map_path"]} and segments_info '
+                f'disagree: {len(missing)} segment(s) listed but absent from '
+                f'the PNG, dropped: {_head(missing)}; {len(unknown)} PNG '
+                f'id(s) not in segments_info, treated as void: '
+                f'{_head(unknown)}'))
+        results['segments_info'] = kept_segments
+        results['instances'] = kept_instances
+
+    def _masks_and_semantic_seg(self, results: dict,
+                                ids: np.ndarray) -> None:
+        """``gt_masks`` (things) and ``gt_seg_map`` (labels, 255 void)."""
+        seg = np.full(ids.shape, 255, dtype=np.int32)
+        masks = []
+        for segment in results['segments_info']:
+            mask = ids == segment['id']
+            seg[mask] = segment['category']
+            if segment.get('is_thing'):
+                masks.append(mask.astype(np.uint8))
+        if self.with_mask:
+            h, w = ids.shape
+            results['gt_masks'] = BitmapMasks(masks, h, w)
+        if self.with_seg:
+            results['gt_seg_map'] = seg
+
+
+def _head(values: List[int], limit: int = 8) -> str:
+    """``[a, b, ...]`` with at most ``limit`` values."""
+    more = f' and {len(values) - limit} more' if len(values) > limit else ''
+    return f'{list(values[:limit])}{more}'

@@ -1,0 +1,38 @@
+"""A short run of the README's main job: data, training, PQ, picture."""
+import importlib.util
+import os.path as osp
+
+import mmcv
+
+ROOT = osp.join(osp.dirname(__file__), '..', '..')
+
+
+def _quickstart():
+    path = osp.join(ROOT, 'projects', 'toy_panoptic', 'quickstart.py')
+    spec = importlib.util.spec_from_file_location('toy_quickstart', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_short_quickstart_learns_and_reports(tmp_path):
+    summary = _quickstart().main([
+        '--data-root', str(tmp_path / 'data'), '--work-dir',
+        str(tmp_path / 'work'), '--max-iters', '30', '--num-train', '24',
+        '--num-val', '4', '--img-size', '96', '--num-vis', '2'
+    ])
+    metrics = summary['metrics']
+    for key in ('PQ', 'SQ', 'RQ', 'PQ_th', 'SQ_th', 'RQ_th', 'PQ_st',
+                'SQ_st', 'RQ_st'):
+        assert f'coco_panoptic/{key}' in metrics
+    assert 'coco/segm_mAP' in metrics
+
+    losses = [loss for _, loss in summary['learning_curve']]
+    assert len(losses) >= 4
+    assert losses[-1] < losses[0]
+
+    # two rows of image | ground truth | prediction, 96 px each
+    picture = mmcv.imread(summary['picture'])
+    assert picture.shape == (2 * 96, 3 * 96, 3)
+    assert osp.isfile(osp.join(tmp_path, 'work', 'quickstart',
+                               'summary.json'))

@@ -1,0 +1,112 @@
+"""tools/analysis_tools/benchmark.py on tiny models."""
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+
+from panseg_plugin.testing import tiny_panoptic_segformer_cfg
+
+TOOL = Path(__file__).parents[2] / 'tools' / 'analysis_tools' / 'benchmark.py'
+DDETR = 'mmdet::deformable_detr/deformable-detr_r50_16xb2-50e_coco.py'
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """2 shared cores: OpenMP threads spin-waiting on a loaded machine make
+    tiny models 10-100x slower; one thread is fast and deterministic."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location('benchmark', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def tool():
+    # init_weights logs through mmengine's logger; create it now so that its
+    # stream handler is not bound to a capsys stream closed after one test.
+    MMLogger.get_current_instance()
+    return _load_tool()
+
+
+def test_class_counts_of_panoptic_and_detection_configs(tool):
+    assert tool.class_counts(tiny_panoptic_segformer_cfg()) == (3, 2)
+    assert tool.class_counts(tool.load_config(DDETR).model) == (80, 0)
+
+
+def test_synthetic_sample_ground_truth(tool):
+    sample = tool.synthetic_sample((64, 48), 3, 2, with_gt=True)
+    data_sample = sample['data_samples'][0]
+    assert tuple(sample['inputs'][0].shape) == (3, 64, 48)
+    assert len(data_sample.gt_instances) == 3
+    assert set(data_sample.gt_sem_seg.sem_seg.unique().tolist()) <= {3, 4,
+                                                                     255}
+    bare = tool.synthetic_sample((64, 48), 3, 2, with_gt=False)
+    assert 'gt_instances' not in bare['data_samples'][0]
+
+
+def test_benchmark_tiny_ours_vs_tiny_deformable_detr(tool, tmp_path, capsys):
+    ours = tmp_path / 'tiny_ours.py'
+    Config(dict(model=tiny_panoptic_segformer_cfg())).dump(str(ours))
+    # mmdet's Deformable DETR config, shrunk: ResNet-18 with 16 base
+    # channels, 1 encoder and 1 decoder layer, 10 queries
+    baseline = tool.load_config(DDETR)
+    baseline.merge_from_dict({
+        'model.backbone.depth': 18,
+        'model.backbone.base_channels': 16,
+        'model.neck.in_channels': [32, 64, 128],
+        'model.encoder.num_layers': 1,
+        'model.decoder.num_layers': 1,
+        'model.num_queries': 10,
+    })
+    baseline_path = tmp_path / 'tiny_ddetr.py'
+    baseline.dump(str(baseline_path))
+
+    results = tool.main([
+        str(ours), '--baselines', str(baseline_path), '--shape', '64', '64',
+        '--warmup', '1', '--runs', '2'])
+
+    names = list(results)
+    assert names == ['PanopticSegFormer (tiny_ours)',
+                     'DeformableDETR (tiny_ddetr)']
+    common = {'params', 'latency_ms', 'fps', 'train_step_s', 'train_mem_mb',
+              'mem_method'}
+    assert set(results[names[0]]) == common
+    assert set(results[names[1]]) == common | {'latency_ratio', 'mem_ratio'}
+    for r in results.values():
+        for key in ('params', 'latency_ms', 'fps', 'train_step_s'):
+            assert r[key] > 0 and math.isfinite(r[key]), key
+        assert r['train_mem_mb'] >= 0
+    assert math.isclose(results[names[0]]['fps'],
+                        1e3 / results[names[0]]['latency_ms'])
+    assert math.isclose(
+        results[names[1]]['latency_ratio'],
+        results[names[0]]['latency_ms'] / results[names[1]]['latency_ms'])
+
+    out = capsys.readouterr().out
+    assert 'input 1x3x64x64' in out
+    assert 'latency ours/this' in out and 'mem ours/this' in out
+    for name in names:
+        assert name in out
+
+
+def test_benchmark_skip_train_has_latency_only(tool):
+    cfg = Config(dict(model=tiny_panoptic_segformer_cfg()))
+    results = tool.run_benchmark([('a', cfg), ('b', cfg)], (64, 64),
+                                 warmup=0, runs=1, train=False)
+    assert set(results['a']) == {'params', 'latency_ms', 'fps'}
+    assert set(results['b']) == {'params', 'latency_ms', 'fps',
+                                 'latency_ratio'}
+    assert results['a']['params'] == results['b']['params'] > 0
+    table = tool.format_table(results)
+    assert 'train' not in table

@@ -1,0 +1,45 @@
+"""tools/analysis_tools/get_flops.py on a tiny config."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from mmdet.registry import MODELS
+from mmengine.config import Config
+
+from panseg_plugin.testing import tiny_panoptic_segformer_cfg
+
+TOOL = Path(__file__).parents[2] / 'tools' / 'analysis_tools' / 'get_flops.py'
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """2 shared cores: one thread avoids OpenMP spin-waiting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location('get_flops', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_complexity_of_tiny_config():
+    complexity = _load_tool().complexity
+    model_cfg = tiny_panoptic_segformer_cfg()
+    expected_params = sum(p.numel()
+                          for p in MODELS.build(model_cfg).parameters())
+
+    params, flops, table = complexity(Config(dict(model=model_cfg)), 64, 96)
+    assert params == expected_params
+    assert flops > 0
+
+    # FLOPs grow with the input, parameters do not
+    params_big, flops_big, _ = complexity(Config(dict(model=model_cfg)), 128,
+                                          96)
+    assert params_big == params
+    assert flops_big > flops
