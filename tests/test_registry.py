@@ -16,6 +16,14 @@ EXPECTED = {
                'PanopticSegFormerFusionHead',
                'PanopticSegFormerLocationLoss'),
     'TASK_UTILS': ('PanopticSegFormerAssigner', ),
+    'DATASETS': ('PanopticSegFormerCocoPanopticDataset', ),
+    'TRANSFORMS': ('PanopticSegFormerLoadImageFromFile',
+                   'PanopticSegFormerLoadPanopticAnnotations'),
+    'HOOKS': ('PanopticSegFormerCheckpointHook',
+              'PanopticSegFormerDataCheckHook',
+              'PanopticSegFormerResumeStateHook'),
+    'METRICS': ('PanopticSegFormerCocoPanopticMetric', ),
+    'VISUALIZERS': ('PanopticSegFormerVisualizer', ),
 }
 NAME_PREFIXES = ('PanopticSegFormer', 'Toy')
 
@@ -125,3 +133,22 @@ def test_plugin_names_do_not_collide_with_openmmlab(openmmlab_keys):
             collisions[attr] = sorted(clash)
     assert not collisions, (
         f'plugin names shadow OpenMMLab names: {collisions}')
+
+
+def test_importing_the_package_alone_registers_every_class():
+    """What ``custom_imports=dict(imports=['panseg_plugin'])`` does, in a
+    fresh process: every class a config may name is found from the mmdet
+    scope (tests import submodules themselves, which would hide a module
+    the package forgets to import)."""
+    code = (
+        'import json, panseg_plugin, mmdet.registry as r\n'
+        'from mmengine.registry import DefaultScope\n'
+        'DefaultScope.get_instance("check", scope_name="mmdet")\n'
+        f'expected = {dict(EXPECTED)!r}\n'
+        'missing = [n for a, names in expected.items() for n in names\n'
+        '           if getattr(r, a).get(n) is None]\n'
+        'print(json.dumps(missing))\n')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []

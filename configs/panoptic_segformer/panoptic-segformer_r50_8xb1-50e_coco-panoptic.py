@@ -149,9 +149,11 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 data_root = 'data/coco/'
+# mmdet's CocoPanopticMetric that leaves the predictions it reads intact and
+# reports a defined PQ for a group (things/stuff) without any segment.
 val_evaluator = [
     dict(
-        type='CocoPanopticMetric',
+        type='PanopticSegFormerCocoPanopticMetric',
         ann_file=data_root + 'annotations/panoptic_val2017.json',
         seg_prefix=data_root + 'annotations/panoptic_val2017/',
         backend_args={{_base_.backend_args}}),
@@ -190,10 +192,17 @@ param_scheduler = [
         milestones=[40],
         gamma=0.1)
 ]
+# Crash-safe checkpoints (an interrupted save never leaves last_checkpoint
+# on a half-written file), exact resume of the random generators, and a
+# check of the data set's thing/stuff classes against the model.
 default_hooks = dict(
     checkpoint=dict(
-        type='CheckpointHook', interval=1, max_keep_ckpts=3,
+        type='PanopticSegFormerCheckpointHook', interval=1, max_keep_ckpts=3,
         save_best='coco_panoptic/PQ', rule='greater'))
+custom_hooks = [
+    dict(type='PanopticSegFormerDataCheckHook'),
+    dict(type='PanopticSegFormerResumeStateHook')
+]
 # 8 GPUs x 1 image per GPU
 auto_scale_lr = dict(enable=False, base_batch_size=8)
 # mmdet's DetLocalVisualizer, safe on predictions without any segment

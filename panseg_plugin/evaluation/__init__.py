@@ -1,0 +1,3 @@
+from .metrics import PanopticSegFormerCocoPanopticMetric
+
+__all__ = ['PanopticSegFormerCocoPanopticMetric']

@@ -25,6 +25,7 @@ DEFAULT_CONFIG = osp.join(HERE, 'configs',
 
 
 def parse_args(argv=None):
+    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--config', default=DEFAULT_CONFIG)
     parser.add_argument('--data-root', default='data/toy_panoptic')
@@ -37,6 +38,9 @@ def parse_args(argv=None):
     parser.add_argument('--num-vis', type=int, default=4,
                         help='validation images in the picture')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, e.g. '
+                        'optim_wrapper.optimizer.lr=1e-3')
     return parser.parse_args(argv)
 
 
@@ -66,6 +70,8 @@ def build_cfg(args):
             dict(type='MultiStepLR', by_epoch=False, begin=0, end=iters,
                  milestones=[int(iters * 0.8)], gamma=0.1)
         ]
+    if getattr(args, 'cfg_options', None):
+        cfg.merge_from_dict(args.cfg_options)
     cfg.randomness = dict(seed=args.seed)
     # mmengine keeps one visualizer per name in a process: a fresh name
     # makes this run log its learning curve under its own work_dir even

@@ -68,11 +68,24 @@ def test_stuff_listed_first_is_refused():
 
 
 @pytest.mark.parametrize('metainfo, match', [
-    (dict(classes=TOY_METAINFO['classes']), 'needs classes, thing_classes'),
+    (dict(classes=TOY_METAINFO['classes'],
+          thing_classes=TOY_METAINFO['thing_classes']),
+     'needs classes, thing_classes'),
     (dict(TOY_METAINFO, stuff_classes='sky'), 'write a tuple'),
 ])
 def test_incomplete_metainfo_is_refused(metainfo, match):
     with pytest.raises(ValueError, match=match):
+        check_panoptic_classes(metainfo, FakeDetector(3, 3))
+
+
+def test_instance_data_set_counts_every_class_as_a_thing():
+    """A detection data set (CocoDataset: ``classes`` only) for instance
+    mode: all classes are things, the model must have no stuff."""
+    metainfo = dict(classes=TOY_METAINFO['thing_classes'])
+    check_panoptic_classes(metainfo, FakeDetector(3, 0))
+    with pytest.raises(ValueError,
+                       match='Set num_things_classes=3 and '
+                       'num_stuff_classes=0'):
         check_panoptic_classes(metainfo, FakeDetector(3, 3))
 
 

@@ -89,6 +89,8 @@ def toy_train_cfg(data_root, max_iters=4, checkpoint_interval=2,
     cfg.default_hooks.checkpoint = dict(
         type='CheckpointHook', by_epoch=False,
         interval=checkpoint_interval, max_keep_ckpts=1)
+    # mmengine's plain behaviour; each test adds the plugin's hooks it tests
+    cfg.custom_hooks = []
     cfg.randomness = dict(seed=0, deterministic=True)
     # One visualizer (and its vis backend's folder) per experiment: with a
     # fixed name every runner of the process would share the first one.

@@ -72,6 +72,9 @@ def check_panoptic_classes(metainfo: dict, model,
     classes = metainfo.get('classes')
     things = metainfo.get('thing_classes')
     stuff = metainfo.get('stuff_classes')
+    if classes is not None and things is None and stuff is None:
+        # a detection / instance data set (e.g. CocoDataset): all things
+        things, stuff = classes, ()
     if classes is None or things is None or stuff is None:
         raise ValueError(
             f'{where}: metainfo needs classes, thing_classes and '

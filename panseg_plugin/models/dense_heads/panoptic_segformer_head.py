@@ -60,6 +60,12 @@ class PanopticSegFormerHead(BaseModule):
       * Attention keys carry the encoder's positional encoding
         (``use_memory_pos``), so attention maps, hence masks, can be
         location-selective.
+      * Resolution of the mask loss: matching compares the 1/8 masks; the
+        dice loss of the matched queries compares their mask logits
+        upsampled bilinearly by ``mask_loss_upsample`` (2, i.e. 1/4 of the
+        input, as the authors' code) with the ground truth at that
+        resolution. Inference upsamples the same logits to full size, so
+        the loss sees sub-cell boundaries that a 1/8 target averages out.
 
     Args:
         num_things_classes (int): Number of thing classes.
@@ -70,6 +76,9 @@ class PanopticSegFormerHead(BaseModule):
         mask_decoder (dict): Keyword arguments of :class:`MaskDecoder`.
         deep_supervision (bool): Supervise every mask-decoder layer.
         use_memory_pos (bool): Add positional encodings to attention keys.
+        mask_loss_upsample (int): Upsampling factor of the matched mask
+            logits (and of the ground-truth resolution) in the mask loss;
+            1 keeps the 1/8 resolution.
         loss_cls (dict): Classification loss (focal, weight 1).
         loss_mask (dict): Mask loss (dice, weight 1).
         loss_loc (dict): Location loss (L1, weight 5).
@@ -87,6 +96,7 @@ class PanopticSegFormerHead(BaseModule):
                  mask_decoder: OptConfigType = None,
                  deep_supervision: bool = True,
                  use_memory_pos: bool = True,
+                 mask_loss_upsample: int = 2,
                  loss_cls: OptConfigType = None,
                  loss_mask: OptConfigType = None,
                  loss_loc: OptConfigType = None,
@@ -101,6 +111,11 @@ class PanopticSegFormerHead(BaseModule):
         self.num_mask_levels = num_mask_levels
         self.deep_supervision = deep_supervision
         self.use_memory_pos = use_memory_pos
+        if int(mask_loss_upsample) != mask_loss_upsample or \
+                mask_loss_upsample < 1:
+            raise ValueError('mask_loss_upsample must be a positive integer,'
+                             f' got {mask_loss_upsample}')
+        self.mask_loss_upsample = int(mask_loss_upsample)
         self.test_cfg = test_cfg
 
         decoder_cfg = dict(num_layers=4, embed_dims=embed_dims)
@@ -236,8 +251,10 @@ class PanopticSegFormerHead(BaseModule):
 
         Returns:
             InstanceData: ``labels`` (M,), ``masks`` (M, H_0, W_0) float
-            (area-downsampled to the mask resolution) and ``locations``
-            (M, 3) centre/scale targets; empty segments are dropped.
+            (area-downsampled to the mask resolution, for matching),
+            ``loss_masks`` (M, u * H_0, u * W_0) for the mask loss
+            (u = ``mask_loss_upsample``) and ``locations`` (M, 3)
+            centre/scale targets; empty segments are dropped.
         """
         pad_h, pad_w = data_sample.batch_input_shape
         gt = data_sample.gt_instances
@@ -256,9 +273,14 @@ class PanopticSegFormerHead(BaseModule):
         keep = masks.flatten(1).any(dim=1)
         labels, masks = labels[keep], masks[keep]
         locations = masks_to_center_scale(masks, data_sample.img_shape)
-        small = F.interpolate(
-            masks[None].float(), size=tuple(mask_size), mode='area')[0]
-        return InstanceData(labels=labels, masks=small, locations=locations)
+        up = self.mask_loss_upsample
+        masks = masks[None].float()
+        small = F.interpolate(masks, size=tuple(mask_size), mode='area')[0]
+        loss_masks = small if up == 1 else F.interpolate(
+            masks, size=(mask_size[0] * up, mask_size[1] * up),
+            mode='area')[0]
+        return InstanceData(labels=labels, masks=small,
+                            loss_masks=loss_masks, locations=locations)
 
     def _loss_single_layer(
             self, cls_scores: Tensor, mask_preds: Tensor,
@@ -288,7 +310,7 @@ class PanopticSegFormerHead(BaseModule):
             labels[b, query_ids] = target.labels[gt_ids]
             assignments.append((query_ids, gt_ids))
             pred_masks.append(mask_preds[b, query_ids])
-            gt_masks.append(target.masks[gt_ids])
+            gt_masks.append(target.loss_masks[gt_ids])
 
         num_pos = sum(len(q) for q, _ in assignments)
         avg_factor = reduce_mean(cls_scores.new_tensor(
@@ -297,6 +319,10 @@ class PanopticSegFormerHead(BaseModule):
             cls_scores.flatten(0, 1), labels.flatten(),
             avg_factor=avg_factor)
         pred_masks = torch.cat(pred_masks)
+        if self.mask_loss_upsample > 1:
+            pred_masks = F.interpolate(
+                pred_masks[:, None], scale_factor=self.mask_loss_upsample,
+                mode='bilinear', align_corners=False)[:, 0]
         if num_pos == 0:
             # keep the graph connected with a zero loss
             loss_mask = mask_preds.sum() * 0.0

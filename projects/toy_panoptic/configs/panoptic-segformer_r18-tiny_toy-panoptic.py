@@ -134,7 +134,7 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = [
-    dict(type='CocoPanopticMetric',
+    dict(type='PanopticSegFormerCocoPanopticMetric',
          ann_file=data_root + 'annotations/panoptic_val.json',
          seg_prefix=data_root + 'annotations/panoptic_val/'),
     dict(type='CocoMetric',
@@ -159,8 +159,12 @@ param_scheduler = [
 ]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False,
+    checkpoint=dict(type='PanopticSegFormerCheckpointHook', by_epoch=False,
                     interval=max_iters, max_keep_ckpts=1))
+custom_hooks = [
+    dict(type='PanopticSegFormerDataCheckHook'),
+    dict(type='PanopticSegFormerResumeStateHook')
+]
 log_processor = dict(by_epoch=False)
 env_cfg = dict(cudnn_benchmark=False,
                mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
