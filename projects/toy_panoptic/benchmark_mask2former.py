@@ -41,7 +41,7 @@ def parse_args(argv=None):
     parser.add_argument('--max-iters', type=int, default=None,
                         help='budget of both models (default: the toy '
                         'config\'s)')
-    parser.add_argument('--num-train', type=int, default=400)
+    parser.add_argument('--num-train', type=int, default=3000)
     parser.add_argument('--num-val', type=int, default=50)
     parser.add_argument('--img-size', type=int, default=128)
     parser.add_argument('--seed', type=int, default=0)

@@ -32,7 +32,8 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', default='work_dirs/toy_panoptic')
     parser.add_argument('--max-iters', type=int, default=None,
                         help='override the config (e.g. 30 for a smoke run)')
-    parser.add_argument('--num-train', type=int, default=400)
+    parser.add_argument('--num-train', type=int, default=3000,
+                        help='training images (generated: ~1 s per 200)')
     parser.add_argument('--num-val', type=int, default=50)
     parser.add_argument('--img-size', type=int, default=128)
     parser.add_argument('--num-vis', type=int, default=4,

@@ -137,7 +137,7 @@ test_dataloader = dict(
         data_prefix=dict(_delete_=True, img='test2017/')))
 test_evaluator = dict(
     _delete_=True,
-    type='CocoPanopticMetric',
+    type='PanopticSegFormerCocoPanopticMetric',
     format_only=True,
     ann_file=data_root + {INFO_JSON!r},
     outfile_prefix={prefix!r})
@@ -214,7 +214,8 @@ def test_dev_config_matches_the_command_line_and_needs_no_gt(dev_set,
         dict(img='test2017/')
     cli_metric, file_metric = from_cli.test_evaluator[0], \
         from_file.test_evaluator
-    assert file_metric.type == cli_metric.type == 'CocoPanopticMetric'
+    assert file_metric.type == cli_metric.type == \
+        'PanopticSegFormerCocoPanopticMetric'
     for key in ('format_only', 'ann_file', 'outfile_prefix'):
         assert file_metric[key] == cli_metric[key], key
     assert file_metric.format_only is True

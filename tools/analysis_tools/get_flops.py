@@ -12,16 +12,19 @@ import sys
 from functools import partial
 
 import torch
+from mmengine.config import Config, DictAction
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Model parameters and FLOPs')
-    parser.add_argument('config', help='config file path')
+    parser.add_argument('config', help='config file path, or package::path '
+                        'of an OpenMMLab config, e.g. mmdet::deformable_detr/'
+                        'deformable-detr_r50_16xb2-50e_coco.py')
     parser.add_argument('--shape', type=int, nargs='+', default=[800, 1200],
                         help='input size: H W, or one number for H = W')
-    parser.add_argument('--cfg-options', nargs='+', default=None,
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, xxx=yyy')
     parser.add_argument('--show-table', action='store_true',
                         help='print the per-module table')
@@ -52,15 +55,17 @@ def complexity(cfg, height: int, width: int, show_table: bool = False):
 
 def main():
     args = parse_args()
-    from mmengine.config import Config, DictAction  # noqa: F401
     from mmengine.registry import init_default_scope
 
     import panseg_plugin  # noqa: F401
     height, width = (args.shape * 2)[:2]
-    cfg = Config.fromfile(args.config)
+    if '::' in args.config:  # e.g. mmdet::deformable_detr/...py
+        from mmengine.hub import get_config
+        cfg = get_config(args.config)
+    else:
+        cfg = Config.fromfile(args.config)
     if args.cfg_options:
-        cfg.merge_from_dict(
-            dict(option.split('=', 1) for option in args.cfg_options))
+        cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     params, flops, table = complexity(cfg, height, width, args.show_table)
     if table:

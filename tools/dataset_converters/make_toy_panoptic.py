@@ -3,7 +3,7 @@
 Example::
 
     python tools/dataset_converters/make_toy_panoptic.py data/toy_panoptic \
-        --num-train 400 --num-val 50 --img-size 128 --seed 0
+        --num-train 3000 --num-val 50 --img-size 128 --seed 0
 
 Running it again with the same arguments keeps the existing files; other
 arguments (or ``--overwrite``) regenerate them. See
@@ -21,7 +21,7 @@ def parse_args(argv=None):
     parser.add_argument(
         'out_dir', nargs='?', default='data/toy_panoptic',
         help='output folder (data_root of the configs)')
-    parser.add_argument('--num-train', type=int, default=400)
+    parser.add_argument('--num-train', type=int, default=3000)
     parser.add_argument('--num-val', type=int, default=50)
     parser.add_argument(
         '--img-size', type=int, nargs='+', default=[128],
