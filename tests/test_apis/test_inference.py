@@ -361,7 +361,7 @@ def config_with_plugin_loader():
 @pytest.mark.skipif(not HAS_PLUGIN_LOADER,
                     reason=f'{PLUGIN_LOADER} is not registered')
 def test_test_pipeline_with_the_plugin_image_loader(checkpoint, inputs,
-                                                     tmp_path):
+                                                    tmp_path):
     inferencer = DetInferencer(model=config_with_plugin_loader(),
                                weights=checkpoint['path'], device='cpu',
                                show_progress=False)
@@ -374,7 +374,7 @@ def test_test_pipeline_with_the_plugin_image_loader(checkpoint, inputs,
 @pytest.mark.skipif(not HAS_PLUGIN_LOADER,
                     reason=f'{PLUGIN_LOADER} is not registered')
 def test_config_custom_imports_alone_bring_the_fix(checkpoint, inputs,
-                                                    tmp_path):
+                                                   tmp_path):
     """What a user types: only mmdet is imported, the config's
     ``custom_imports`` imports the plugin (and with it the fix)."""
     config = str(tmp_path / 'config.py')

@@ -178,7 +178,8 @@ def test_two_processes_give_the_pq_of_one(toy, tmp_path):
     for key in ('PQ', 'SQ', 'RQ', 'PQ_th', 'SQ_th', 'RQ_th', 'PQ_st',
                 'SQ_st', 'RQ_st'):
         assert single[f'ours/{key}'] == single[f'mmdet/{key}']
-        assert single[f'outfile/{key}'] == pytest.approx(single[f'mmdet/{key}'])
+        assert single[f'outfile/{key}'] == pytest.approx(
+            single[f'mmdet/{key}'])
 
 
 def test_padding_would_change_the_pq(toy, tmp_path):

@@ -194,8 +194,8 @@ def test_format_only_from_the_command_line(dev_set, tmp_path):
     assert {d['image_id'] for d in segm} == set(images)
 
 
-def test_dev_config_matches_the_command_line_and_needs_no_gt(dev_set,
-                                                           tmp_path):
+def test_dev_config_matches_the_command_line_and_needs_no_gt(
+        dev_set, tmp_path):
     """The config form sets what the command line does (minus the
     instance metric), and its test set holds images only."""
     from mmdet.registry import DATASETS

@@ -148,7 +148,7 @@ def attention_grid_for_image(model, data: dict, class_names: Sequence[str],
         for q in order.tolist()
     ]
     return render_attention_grid(image, masks, level_maps, row_labels,
-                                  cell_size=cell_size)
+                                 cell_size=cell_size)
 
 
 def main(argv=None) -> np.ndarray:

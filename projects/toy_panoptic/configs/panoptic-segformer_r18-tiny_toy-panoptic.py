@@ -6,7 +6,8 @@
 # settings differ from the COCO recipe, each measured on the toy set (see
 # projects/toy_panoptic/README.md): lr 8e-4 for batch 8 (from scratch),
 # classification weight 2 (loss and matching cost, as Deformable DETR in
-# mmdet) and location weight 1 instead of 5.
+# mmdet) and location weight 1 instead of 5; at inference, mask-wise
+# merging drops segments that are mostly covered already (overlap_thr).
 _base_ = 'mmdet::_base_/default_runtime.py'
 custom_imports = dict(
     imports=['panseg_plugin'], allow_failed_imports=False)
@@ -92,6 +93,12 @@ model = dict(
         num_stuff_classes=num_stuff_classes,
         score_thr=0.3,
         mask_thr=0.5,
+        # Drop a segment when more than 20% of its mask is already taken
+        # (the official code drops things above 0.4 and stuff above 0.2;
+        # the paper does not drop). On the toy val split it removes the
+        # slivers left by duplicate queries: PQ_th 23.6 -> 38.4 with the
+        # same checkpoint (0.1: 35.9, 0.3: 37.7, 0.4: 36.7, 0.8: 35.6).
+        overlap_thr=0.2,
         max_per_image=20),
     train_cfg=dict(assigner=dict(
         type='PanopticSegFormerAssigner',
