@@ -61,16 +61,19 @@ def build_cfg(args):
                 metric.seg_prefix = root + 'annotations/panoptic_val/'
     if args.max_iters is not None:
         iters = args.max_iters
+        scale = iters / cfg.train_cfg.max_iters
         cfg.train_cfg.max_iters = iters
         cfg.train_cfg.val_interval = iters
         cfg.default_hooks.checkpoint.interval = iters
         cfg.default_hooks.logger.interval = max(1, min(50, iters // 5))
-        cfg.param_scheduler = [
-            dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
-                 end=max(1, iters // 20)),
-            dict(type='MultiStepLR', by_epoch=False, begin=0, end=iters,
-                 milestones=[int(iters * 0.8)], gamma=0.1)
-        ]
+        # the config's schedule, stretched to the new length
+        for scheduler in cfg.param_scheduler:
+            scheduler.begin = int(scheduler.begin * scale)
+            scheduler.end = max(1, int(scheduler.end * scale))
+            if 'milestones' in scheduler:
+                scheduler.milestones = [
+                    int(m * scale) for m in scheduler.milestones
+                ]
     if getattr(args, 'cfg_options', None):
         cfg.merge_from_dict(args.cfg_options)
     cfg.randomness = dict(seed=args.seed)
