@@ -3,12 +3,15 @@
     python projects/toy_panoptic/quickstart.py [--work-dir DIR] [--max-iters N]
 
 1. writes the synthetic COCO-panoptic data set (skipped when it exists),
-2. trains the small Panoptic SegFormer of ``configs/`` with mmengine's
+2. pretrains the backbone on crops of the training things, the toy's
+   ImageNet (``pretrain_backbone.py``; skipped when its output exists for
+   the same data and settings),
+3. trains the small Panoptic SegFormer of ``configs/`` with mmengine's
    Runner, logging progress every 50 iterations,
-3. evaluates PQ/SQ/RQ (things and stuff) with mmdet's ``CocoPanopticMetric``
+4. evaluates PQ/SQ/RQ (things and stuff) with mmdet's ``CocoPanopticMetric``
    and mask AP with ``CocoMetric``,
-4. renders image | ground truth | prediction for a few validation images,
-5. prints the learning curve and where everything was written.
+5. renders image | ground truth | prediction for a few validation images,
+6. prints the learning curve and where everything was written.
 """
 import argparse
 import json
@@ -19,6 +22,7 @@ import time
 
 HERE = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, osp.join(HERE, '..', '..'))
+sys.path.insert(0, HERE)
 
 DEFAULT_CONFIG = osp.join(HERE, 'configs',
                           'panoptic-segformer_r18-tiny_toy-panoptic.py')
@@ -38,6 +42,9 @@ def parse_args(argv=None):
     parser.add_argument('--img-size', type=int, default=128)
     parser.add_argument('--num-vis', type=int, default=4,
                         help='validation images in the picture')
+    parser.add_argument('--pretrain-iters', type=int, default=1800,
+                        help='backbone pretraining steps on thing crops '
+                        '(0: train the backbone from scratch)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, e.g. '
@@ -82,6 +89,43 @@ def build_cfg(args):
     # when main() runs twice in one process (tests, notebooks).
     cfg.visualizer.name = f'toy_quickstart_{time.time_ns()}'
     return cfg
+
+
+def prepare_backbone(cfg, args, out_file):
+    """Point a ``Pretrained`` backbone init of ``cfg`` at weights pretrained
+    on the toy things, pretraining them into ``out_file`` unless that file
+    holds weights for the same data and settings; with
+    ``args.pretrain_iters == 0`` the backbone starts from scratch."""
+    import torch
+
+    from pretrain_backbone import pretrain_backbone
+    init = cfg.model.backbone.get('init_cfg')
+    if not init or init.get('type') != 'Pretrained':
+        return None
+    if args.pretrain_iters <= 0:
+        cfg.model.backbone.init_cfg = None
+        return None
+    with open(osp.join(args.data_root, 'toy_meta.json')) as f:
+        settings = dict(data=json.load(f), iters=args.pretrain_iters,
+                        seed=args.seed, backbone=cfg.model.backbone.to_dict())
+    # the weights do not depend on which stages the detector reads
+    for key in ('init_cfg', 'out_indices'):
+        settings['backbone'].pop(key, None)
+    old = {}
+    if osp.isfile(out_file):
+        try:
+            old = torch.load(out_file, map_location='cpu')
+        except Exception as error:  # not ours or truncated: redo it
+            print(f'      cannot read {out_file} ({error}); pretraining '
+                  'again')
+    if old.get('meta', {}).get('settings') == settings:
+        print(f'      reused {out_file}')
+    else:
+        pretrain_backbone(args.data_root, out_file, cfg,
+                          iters=args.pretrain_iters, seed=args.seed,
+                          meta=dict(settings=settings))
+    init.checkpoint = out_file
+    return out_file
 
 
 def learning_curve(log_dir):
@@ -143,7 +187,7 @@ def main(argv=None):
     import panseg_plugin  # noqa: F401
     from panseg_plugin.datasets import make_toy_panoptic
 
-    print(f'[1/4] toy data set in {args.data_root}')
+    print(f'[1/5] toy data set in {args.data_root}')
     info = make_toy_panoptic(args.data_root, num_train=args.num_train,
                              num_val=args.num_val, img_size=args.img_size,
                              seed=args.seed)
@@ -151,18 +195,24 @@ def main(argv=None):
           f'      written in {time.time() - start:.1f}s')
 
     cfg = build_cfg(args)
+    print(f'[2/5] backbone pretraining ({args.pretrain_iters} steps on '
+          'crops of the training things)')
+    pretrain_start = time.time()
+    backbone = prepare_backbone(
+        cfg, args, osp.join(args.work_dir, 'pretrain', 'r18-tiny_things.pth'))
+    pretrain_s = time.time() - pretrain_start
     init_default_scope('mmdet')
     runner = Runner.from_cfg(cfg)
-    print(f'[2/4] training {cfg.train_cfg.max_iters} iterations on '
+    print(f'[3/5] training {cfg.train_cfg.max_iters} iterations on '
           f'{torch_threads()} CPU threads (log every '
           f'{cfg.default_hooks.logger.interval})')
     runner.train()
-    print('[3/4] evaluation on the validation split')
+    print('[4/5] evaluation on the validation split')
     metrics = runner.test()
     out_dir = osp.join(args.work_dir, 'quickstart')
     os.makedirs(out_dir, exist_ok=True)
     picture = osp.join(out_dir, 'val_predictions.png')
-    print(f'[4/4] rendering {args.num_vis} validation images')
+    print(f'[5/5] rendering {args.num_vis} validation images')
     size = render(runner, args.num_vis, picture)
 
     curve = learning_curve(runner.log_dir)
@@ -171,6 +221,8 @@ def main(argv=None):
         learning_curve=curve,
         picture=picture,
         picture_size=list(size),
+        pretrained_backbone=backbone,
+        pretrain_s=round(pretrain_s, 1),
         wall_time_s=round(time.time() - start, 1))
     with open(osp.join(out_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=1)
@@ -205,6 +257,9 @@ def print_report(summary, args, runner):
     print('Written:')
     print(f'  data set        {osp.abspath(args.data_root)}')
     print(f'  checkpoints     {osp.abspath(args.work_dir)}')
+    if summary['pretrained_backbone']:
+        print('  backbone        '
+              f'{osp.abspath(summary["pretrained_backbone"])}')
     print(f'  training log    {osp.abspath(runner.log_dir)}')
     print(f'  picture         {osp.abspath(summary["picture"])}'
           '  (image | ground truth | prediction)')

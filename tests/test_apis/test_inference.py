@@ -51,6 +51,8 @@ def untrained_model(cfg):
     maps with segments. (Without ``init_weights`` some parameters, e.g.
     ``level_embed``, would hold uninitialised memory, NaN at times.)"""
     torch.manual_seed(0)
+    # a random backbone: the quick start's pretrained file is not needed
+    cfg.model.backbone.init_cfg = None
     model = MODELS.build(cfg.model)
     model.init_weights()
     nn.init.zeros_(model.bbox_head.cls_branch.bias)

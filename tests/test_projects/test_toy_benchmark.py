@@ -23,7 +23,7 @@ def test_both_models_train_on_the_same_budget_and_are_compared(
     results = _benchmark().main([
         '--data-root', str(tmp_path / 'data'), '--work-dir', str(work_dir),
         '--max-iters', '2', '--num-train', '8', '--num-val', '2',
-        '--img-size', '64'
+        '--img-size', '64', '--pretrain-iters', '2'
     ])
     assert list(results) == ['panoptic_segformer', 'mask2former']
     for result in results.values():

@@ -19,7 +19,8 @@ def test_short_quickstart_learns_and_reports(tmp_path):
     summary = _quickstart().main([
         '--data-root', str(tmp_path / 'data'), '--work-dir',
         str(tmp_path / 'work'), '--max-iters', '30', '--num-train', '24',
-        '--num-val', '4', '--img-size', '96', '--num-vis', '2'
+        '--num-val', '4', '--img-size', '96', '--num-vis', '2',
+        '--pretrain-iters', '3'
     ])
     metrics = summary['metrics']
     for key in ('PQ', 'SQ', 'RQ', 'PQ_th', 'SQ_th', 'RQ_th', 'PQ_st',
@@ -36,3 +37,6 @@ def test_short_quickstart_learns_and_reports(tmp_path):
     assert picture.shape == (2 * 96, 3 * 96, 3)
     assert osp.isfile(osp.join(tmp_path, 'work', 'quickstart',
                                'summary.json'))
+    # the backbone started from the weights pretrained on thing crops
+    assert osp.isfile(osp.join(tmp_path, 'work', 'pretrain',
+                               'r18-tiny_things.pth'))

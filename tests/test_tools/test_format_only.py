@@ -53,6 +53,8 @@ def untrained_model(cfg):
     score around 0.5-0.8, so the maps have segments (as in
     tests/test_apis/test_inference.py)."""
     torch.manual_seed(0)
+    # a random backbone: the quick start's pretrained file is not needed
+    cfg.model.backbone.init_cfg = None
     model = MODELS.build(cfg.model)
     model.init_weights()
     nn.init.zeros_(model.bbox_head.cls_branch.bias)

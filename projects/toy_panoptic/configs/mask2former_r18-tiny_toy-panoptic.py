@@ -1,7 +1,7 @@
 # mmdet's Mask2Former at the size class of the toy Panoptic SegFormer (same
-# ResNet-18 from scratch, 64-dim transformer, 20 queries) on the same data
-# with the same schedule, optimiser and batch: the baseline of
-# projects/toy_panoptic/benchmark_mask2former.py.
+# ResNet-18 from the same pretrained weights, 64-dim transformer, 20
+# queries) on the same data with the same schedule, optimiser and batch:
+# the baseline of projects/toy_panoptic/benchmark_mask2former.py.
 _base_ = './panoptic-segformer_r18-tiny_toy-panoptic.py'
 
 embed_dims = 64
@@ -26,7 +26,8 @@ model = dict(
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,
         style='pytorch',
-        init_cfg=None),
+        init_cfg=dict(type='Pretrained',
+                      checkpoint={{_base_.pretrained_backbone}})),
     panoptic_head=dict(
         type='Mask2FormerHead',
         in_channels=[32, 64, 128, 256],
