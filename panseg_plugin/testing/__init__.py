@@ -1,3 +1,6 @@
-from .tiny_model import demo_panoptic_batch, tiny_panoptic_segformer_cfg
+from .tiny_model import (demo_panoptic_batch, tiny_panoptic_segformer_cfg,
+                         untrained_model)
 
-__all__ = ['demo_panoptic_batch', 'tiny_panoptic_segformer_cfg']
+__all__ = [
+    'demo_panoptic_batch', 'tiny_panoptic_segformer_cfg', 'untrained_model'
+]

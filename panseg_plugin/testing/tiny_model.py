@@ -154,3 +154,27 @@ def demo_panoptic_batch(image_shapes: Sequence[Tuple[int, int]] = ((60, 68),
         sample.gt_sem_seg = PixelData(sem_seg=torch.from_numpy(sem)[None])
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
+
+
+def untrained_model(cfg):
+    """The model of a detector config, built and initialised for tests that
+    need maps with segments but no training.
+
+    Seed 0, ``init_weights`` (without it some parameters, e.g.
+    ``level_embed``, would hold uninitialised memory, NaN at times), a
+    random backbone (``init_cfg`` dropped: a pretrained file such as the toy
+    quick start's is not needed), and zero class biases: the focal-loss
+    prior of ``init_weights`` (scores near 0.01) is undone, so queries score
+    around 0.5-0.8 and the default thresholds give maps with segments.
+
+    Args:
+        cfg (Config): A config with ``model``; its backbone ``init_cfg`` is
+            set to None.
+    """
+    from mmdet.registry import MODELS
+    torch.manual_seed(0)
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    torch.nn.init.zeros_(model.bbox_head.cls_branch.bias)
+    return model

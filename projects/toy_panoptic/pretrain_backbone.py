@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pycocotools import mask as mask_utils
 from torch import nn
 
 HERE = osp.dirname(osp.abspath(__file__))
@@ -56,8 +57,6 @@ class ThingCrops:
     def __init__(self, data_root, split='train', crop_size=64,
                  scale='native', jitter=0.0, mean=(123.675, 116.28, 103.53),
                  std=(58.395, 57.12, 57.375), seed=0):
-        from pycocotools import mask as mask_utils
-        self._decode = mask_utils
         ann_file = osp.join(data_root, 'annotations',
                             f'instances_{split}.json')
         if not osp.isfile(ann_file):
@@ -97,8 +96,8 @@ class ThingCrops:
         info = self.images[ann['image_id']]
         rle = ann['segmentation']
         if isinstance(rle, list) or isinstance(rle.get('counts'), list):
-            rle = self._decode.frPyObjects(rle, info['height'], info['width'])
-        mask = self._decode.decode(rle)
+            rle = mask_utils.frPyObjects(rle, info['height'], info['width'])
+        mask = mask_utils.decode(rle)
         return (mask.max(-1) if mask.ndim == 3 else mask).astype(np.float32)
 
     def __getitem__(self, index):

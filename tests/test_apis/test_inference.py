@@ -3,8 +3,9 @@
 The model is the toy project's (ResNet-18 with 32 base channels, 64-dim
 transformer), initialised from a fixed seed and saved with ``torch.save``
 the way mmengine's checkpoints are laid out (``state_dict`` plus ``meta``
-with ``dataset_meta`` and ``cfg``). See :func:`untrained_model` for why its
-maps have segments; forcing ``score_thr`` above 1 gives all-void maps.
+with ``dataset_meta`` and ``cfg``). See
+:func:`panseg_plugin.testing.untrained_model` for why its maps have
+segments; forcing ``score_thr`` above 1 gives all-void maps.
 """
 import json
 import os
@@ -21,13 +22,13 @@ from mmcv.transforms import LoadImageFromFile
 from mmengine.config import Config
 from mmengine.runner.checkpoint import CheckpointLoader
 from pycocotools import mask as mask_utils
-from torch import nn
 
 from mmdet.apis import DetInferencer
 from mmdet.evaluation.functional import INSTANCE_OFFSET
-from mmdet.registry import MODELS, TRANSFORMS
+from mmdet.registry import TRANSFORMS
 from panseg_plugin.apis import inference_pipeline_cfg
 from panseg_plugin.datasets import TOY_METAINFO, make_toy_panoptic
+from panseg_plugin.testing import untrained_model
 from panseg_plugin.visualization import PanopticSegFormerVisualizer
 
 TOY_CONFIG = osp.join(
@@ -42,21 +43,6 @@ THINGS_METAINFO = dict(
     palette=TOY_METAINFO['palette'][:NUM_THINGS])
 # (height, width) of the two inputs: odd sizes, different aspect ratios.
 SHAPES = {'000002.jpg': (56, 72), 'odd.png': (90, 50)}
-
-
-def untrained_model(cfg):
-    """The config's model, initialised from seed 0, with zero class biases:
-    the focal-loss prior of ``init_weights`` (scores near 0.01) is undone,
-    so that queries score around 0.5-0.8 and the default thresholds give
-    maps with segments. (Without ``init_weights`` some parameters, e.g.
-    ``level_embed``, would hold uninitialised memory, NaN at times.)"""
-    torch.manual_seed(0)
-    # a random backbone: the quick start's pretrained file is not needed
-    cfg.model.backbone.init_cfg = None
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    nn.init.zeros_(model.bbox_head.cls_branch.bias)
-    return model
 
 
 def save_checkpoint(cfg, dataset_meta, path, with_cfg=False, **extra):

@@ -28,7 +28,7 @@ def _load(name):
     return module
 
 
-def _probe():
+def _pretrain():
     return _load('pretrain_backbone')
 
 
@@ -45,9 +45,9 @@ def _centroid(mask):
 
 
 def test_crops_centre_or_fit_the_thing(toy_root):
-    probe = _probe()
-    native = probe.ThingCrops(toy_root, crop_size=48)
-    fit = probe.ThingCrops(toy_root, crop_size=48, scale='fit')
+    pretrain = _pretrain()
+    native = pretrain.ThingCrops(toy_root, crop_size=48)
+    fit = pretrain.ThingCrops(toy_root, crop_size=48, scale='fit')
     assert len(native.anns) == len(fit.anns) > 0
     for i in range(len(native.anns)):
         img, mask, label = native[i]
@@ -70,11 +70,11 @@ def test_crops_centre_or_fit_the_thing(toy_root):
 
 
 def test_mask_pooling_matches_a_naive_loop():
-    probe = _probe()
+    pretrain = _pretrain()
     torch.manual_seed(0)
     feats = [torch.randn(2, 4, 8, 8), torch.randn(2, 6, 4, 4)]
     masks = (torch.rand(2, 1, 16, 16) > 0.5).float()
-    out = probe.pooled_features(feats, masks, 'mask')
+    out = pretrain.pooled_features(feats, masks, 'mask')
     assert out.shape == (2, 10)
     for b in range(2):
         expected = []
@@ -84,7 +84,7 @@ def test_mask_pooling_matches_a_naive_loop():
                 1, size, size).mean(dim=(-1, -2))
             expected.append((feat[b] * weight).sum((1, 2)) / weight.sum())
         assert torch.allclose(out[b], torch.cat(expected), atol=1e-5)
-    mean = probe.pooled_features(feats, masks, 'mean')
+    mean = pretrain.pooled_features(feats, masks, 'mean')
     assert torch.allclose(mean, feats[-1].mean(dim=(2, 3)))
 
 
@@ -96,9 +96,9 @@ def test_weights_train_save_and_load_into_both_toy_detectors(
 
     import panseg_plugin  # noqa: F401
     out = str(tmp_path / 'pre' / 'backbone.pth')
-    result = _probe().pretrain_backbone(toy_root, out, CONFIG, iters=2,
-                                        batch_size=4, held_out=4,
-                                        log_interval=1, meta=dict(tag=1))
+    result = _pretrain().pretrain_backbone(
+        toy_root, out, CONFIG, iters=2, batch_size=4, held_out=4,
+        log_interval=1, meta=dict(tag=1))
     assert [step for step, _ in result['curve']] == [1, 2]
     assert 0.0 <= result['held_out_acc'] <= 1.0
     assert not osp.exists(out + '.tmp')
@@ -157,14 +157,14 @@ def test_quickstart_reuses_matching_weights_and_redoes_stale_ones(
 
 
 def test_bad_arguments_name_the_fix(tmp_path, toy_root):
-    probe = _probe()
+    pretrain = _pretrain()
     with pytest.raises(FileNotFoundError, match='make_toy_panoptic'):
-        probe.ThingCrops(str(tmp_path))
+        pretrain.ThingCrops(str(tmp_path))
     with pytest.raises(ValueError, match='fit or native'):
-        probe.ThingCrops(toy_root, scale='zoom')
+        pretrain.ThingCrops(toy_root, scale='zoom')
     # a data set of stuff only: nothing to pretrain on, and the way out
     stuff_only = str(tmp_path / 'stuff_only')
     make_toy_panoptic(stuff_only, num_train=3, num_val=1, img_size=64,
                       stuff_only_ratio=1.0)
     with pytest.raises(ValueError, match='--pretrain-iters 0'):
-        probe.ThingCrops(stuff_only)
+        pretrain.ThingCrops(stuff_only)

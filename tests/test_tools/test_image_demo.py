@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from torch import nn
 
-from mmdet.registry import MODELS
 from panseg_plugin.datasets import TOY_METAINFO, make_toy_panoptic
+from panseg_plugin.testing import untrained_model
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 DEMO = osp.join(REPO_ROOT, 'demo', 'image_demo.py')
@@ -27,19 +26,6 @@ def load_demo():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def untrained_model(cfg):
-    """Seeded, ``init_weights``-initialised, zero class biases: queries
-    score around 0.5-0.8, so the maps have segments (as in
-    tests/test_apis/test_inference.py)."""
-    torch.manual_seed(0)
-    # a random backbone: the quick start's pretrained file is not needed
-    cfg.model.backbone.init_cfg = None
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    nn.init.zeros_(model.bbox_head.cls_branch.bias)
-    return model
 
 
 def read_png_ids(path):
