@@ -29,24 +29,17 @@ Examples::
     # a checkpoint of tools/train.py alone: its config comes with it
     python demo/image_demo.py img.jpg work_dirs/toy_panoptic/iter_2000.pth
 
-Like ``tools/train.py`` it imports ``panseg_plugin`` itself and puts the
-repo root on ``sys.path``.
+Like ``tools/train.py`` it imports ``panseg_plugin`` itself, so a config
+that forgets ``custom_imports`` still finds the plugin's classes.
 """
 import argparse
-import os.path as osp
-import sys
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+import torch
+from mmdet.apis import DetInferencer
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 
-import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.logging import print_log  # noqa: E402
-
-from mmdet.apis import DetInferencer  # noqa: E402
-
-import panseg_plugin  # noqa: E402,F401  (checks versions, registers)
+import panseg_plugin  # noqa: F401  (checks versions, registers)
 
 PALETTES = ('coco', 'voc', 'citys', 'random', 'none')
 

@@ -1,19 +1,21 @@
 """Panoptic SegFormer as an MMDetection 3.x plugin.
 
-Importing the package checks the OpenMMLab versions, keeps mmengine's
-checkpoints loadable on torch >= 2.6 and registers every class of the
-plugin into mmdet's registries. A config only needs::
+Importing the package checks the OpenMMLab versions, registers every class
+of the plugin into mmdet's registries under names of its own, and adds the
+data-only types of mmengine's checkpoints to torch's safe-loading allow list
+(:mod:`panseg_plugin.utils.checkpoint_safety`). Nothing of torch, mmengine,
+mmdet or panopticapi is replaced. A config only needs::
 
     custom_imports = dict(imports=['panseg_plugin'],
                           allow_failed_imports=False)
 """
-from .utils.env_check import check_versions, patch_checkpoint_loading
+from .utils import allow_mmengine_checkpoint_types, check_versions
 from .version import __version__
 
 check_versions()
-patch_checkpoint_loading()
+allow_mmengine_checkpoint_types()
 
-from . import (apis, datasets, engine, evaluation, models,  # noqa: E402,F401
+from . import (datasets, engine, evaluation, models,  # noqa: E402,F401
                visualization)
 
 __all__ = ['__version__']

@@ -13,19 +13,18 @@ import panseg_plugin  # noqa: F401
 # Which mmdet registry each main class of the plugin must be found in.
 EXPECTED = {
     'MODELS': ('PanopticSegFormer', 'PanopticSegFormerHead',
-               'PanopticSegFormerFusionHead',
-               'PanopticSegFormerLocationLoss'),
+               'PanopticSegFormerFusionHead'),
     'TASK_UTILS': ('PanopticSegFormerAssigner', ),
     'DATASETS': ('PanopticSegFormerCocoPanopticDataset', ),
-    'TRANSFORMS': ('PanopticSegFormerLoadImageFromFile',
-                   'PanopticSegFormerLoadPanopticAnnotations'),
-    'HOOKS': ('PanopticSegFormerCheckpointHook',
-              'PanopticSegFormerDataCheckHook',
-              'PanopticSegFormerResumeStateHook'),
+    'TRANSFORMS': ('PanopticSegFormerLoadPanopticAnnotations', ),
+    'HOOKS': ('AtomicCheckpointHook', 'ExactResumeHook',
+              'PanopticDataCheckHook'),
     'METRICS': ('PanopticSegFormerCocoPanopticMetric', ),
     'VISUALIZERS': ('PanopticSegFormerVisualizer', ),
 }
 NAME_PREFIXES = ('PanopticSegFormer', 'Toy')
+# Engine parts that are not specific to the model are named for their job.
+JOB_NAMES = set(EXPECTED['HOOKS'])
 
 # Runs without the plugin: for every mmdet registry in mmdet.registry, every
 # key of its whole registry tree (mmengine's root, mmdet, mmcv, ...), once
@@ -118,11 +117,13 @@ def test_plugin_registers_something():
 def test_plugin_names_follow_naming_rule():
     bad = {
         attr: sorted(n for n in tree_plugin_entries(r)
-                     if not n.startswith(NAME_PREFIXES))
+                     if not n.startswith(NAME_PREFIXES)
+                     and n not in JOB_NAMES)
         for attr, r in mmdet_registries().items()
     }
     bad = {attr: names for attr, names in bad.items() if names}
-    assert not bad, f'plugin names must start with {NAME_PREFIXES}: {bad}'
+    assert not bad, (f'plugin names must start with {NAME_PREFIXES} or be '
+                     f'one of {sorted(JOB_NAMES)}: {bad}')
 
 
 def test_plugin_names_do_not_collide_with_openmmlab(openmmlab_keys):

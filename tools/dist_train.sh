@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Distributed training on one or more nodes.
-# Usage: [NNODES=2 NODE_RANK=0 MASTER_ADDR=host PORT=29500] \
+# Distributed training, one process per GPU (per CPU process without CUDA:
+# tools/train.py then uses gloo and a CPU DistributedDataParallel).
+# Usage: [NNODES=2 NODE_RANK=0 MASTER_ADDR=host PORT=29500 PYTHON=python3] \
 #        bash tools/dist_train.sh CONFIG GPUS [train.py options...]
 set -e
 
@@ -10,6 +11,7 @@ NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+PYTHON=${PYTHON:-python3}
 TOOLS_DIR="$(cd "$(dirname "$0")" && pwd)"
 
 if [ -z "$CONFIG" ] || [ -z "$GPUS" ]; then
@@ -17,10 +19,12 @@ if [ -z "$CONFIG" ] || [ -z "$GPUS" ]; then
     exit 1
 fi
 
-# `python -m torch.distributed.run` is torchrun, bound to this python
-# (torch.distributed.launch is deprecated in torch 2.x).
-PYTHONPATH="$TOOLS_DIR/..":$PYTHONPATH \
-python -m torch.distributed.run \
+# The package itself is installed; the repository root goes on PYTHONPATH
+# (as in mmdet's scripts) only for modules of projects/ that a config may
+# name in custom_imports, which are not part of the package.
+# `python -m torch.distributed.run` is torchrun, bound to this python.
+PYTHONPATH="$TOOLS_DIR/..${PYTHONPATH:+:$PYTHONPATH}" \
+"$PYTHON" -m torch.distributed.run \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \

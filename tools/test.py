@@ -3,39 +3,35 @@
 Usage::
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out x.pkl]
-        [--show] [--show-dir DIR] [--wait-time S] [--non-strict]
-        [--cfg-options k=v ...] [--launcher pytorch]
+        [--show] [--show-dir DIR] [--wait-time S] [--non-strict] [--tta]
+        [--trust-checkpoint] [--cfg-options k=v ...] [--launcher pytorch]
 
-Like ``tools/train.py`` it imports ``panseg_plugin`` itself and puts the
-repo root on ``sys.path``.
+Like ``tools/train.py`` it imports ``panseg_plugin`` itself, so a config
+that forgets ``custom_imports`` still finds the plugin's classes.
 
 A checkpoint whose parameter names or shapes do not match the config's
 model is refused with the offending keys listed (mmengine only prints a
 warning and evaluates with those weights left at their initial values);
-``--non-strict`` logs the same list and evaluates anyway.
+``--non-strict`` logs the same list and evaluates anyway. A checkpoint
+that torch's safe loading refuses is reported with its file and the
+offending global; ``--trust-checkpoint`` loads it anyway.
 """
 import argparse
 import os
 import os.path as osp
-import re
-import sys
+from functools import partial
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+from mmdet.engine.hooks.utils import trigger_visualization_hook
+from mmdet.evaluation import DumpDetResults
+from mmdet.utils import register_all_modules, setup_cache_size_limit_of_dynamo
+from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.hooks import Hook
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.model import is_model_wrapper  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
-
-from mmdet.engine.hooks.utils import trigger_visualization_hook  # noqa: E402
-from mmdet.evaluation import DumpDetResults  # noqa: E402
-from mmdet.utils import (register_all_modules,  # noqa: E402
-                         setup_cache_size_limit_of_dynamo)
-
-import panseg_plugin  # noqa: E402,F401  (checks versions, registers)
+import panseg_plugin  # noqa: F401  (checks versions, registers)
+from panseg_plugin.utils import (explain_unsafe_checkpoint,
+                                 setup_cpu_distributed, trust_checkpoints)
 
 
 def parse_args(argv=None):
@@ -65,6 +61,15 @@ def parse_args(argv=None):
         action='store_true',
         help='evaluate even if the checkpoint\'s parameter names or shapes '
         'do not match the model (the mismatches are logged)')
+    parser.add_argument(
+        '--tta', action='store_true',
+        help='test-time augmentation: the config\'s tta_model and '
+        'tta_pipeline')
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='unpickle the checkpoint even if it holds objects that are '
+        'not weights (can run code: only for files you trust)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -103,108 +108,88 @@ def build_config(args):
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
 
-    cfg.load_from = args.checkpoint
+    # loaded by LoadCheckpoint, strictly unless --non-strict
+    cfg.load_from = None
+    if args.tta:
+        enable_tta(cfg)
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     return cfg
 
 
-def checkpoint_mismatch(model, checkpoint,
-                        revise_keys=((r'^module\.', ''), )):
-    """Keys of ``checkpoint`` (a dict with or without ``state_dict``) that
-    do not fit ``model``.
+class LoadCheckpoint(Hook):
+    """Loads the checkpoint through mmengine's ``Runner.load_checkpoint``
+    with ``strict=True``, after every other ``before_run`` hook (EMA and
+    other checkpoint hooks need theirs first); the runner then skips its
+    own, lenient load.
 
-    Returns:
-        dict: ``missing`` (in the model, not in the checkpoint),
-        ``unexpected`` (in the checkpoint, not in the model), both sorted
-        lists, and ``shape`` ({key: (checkpoint shape, model shape)}).
-        BatchNorm's ``num_batches_tracked`` is ignored, as mmengine does.
+    mmengine's test loop loads with ``strict=False`` and only prints a
+    mismatch, so a wrong config would silently score a partly untrained
+    model. With ``strict=True`` mmengine's ``load_state_dict`` raises,
+    naming the missing, unexpected and reshaped keys; this hook re-raises
+    that with the fix, or (``strict=False``, ``--non-strict``) logs it and
+    loads leniently.
     """
-    state_dict = checkpoint.get('state_dict', checkpoint)
-    for pattern, replacement in revise_keys:
-        state_dict = {re.sub(pattern, replacement, k): v
-                      for k, v in state_dict.items()}
-    if is_model_wrapper(model):
-        model = model.module
-    own = model.state_dict()
-    skip = 'num_batches_tracked'
-    shape = {
-        k: (tuple(state_dict[k].shape), tuple(own[k].shape))
-        for k in own.keys() & state_dict.keys()
-        if hasattr(state_dict[k], 'shape') and
-        tuple(state_dict[k].shape) != tuple(own[k].shape)
-    }
-    return dict(
-        missing=sorted(k for k in own.keys() - state_dict.keys()
-                       if skip not in k),
-        unexpected=sorted(k for k in state_dict.keys() - own.keys()
-                          if skip not in k),
-        shape=shape)
+
+    priority = 'LOWEST'
+
+    def __init__(self, filename: str, strict: bool) -> None:
+        self.filename = filename
+        self.strict = strict
+
+    def before_run(self, runner) -> None:
+        # into the model itself when a DDP or test-time augmentation
+        # wrapper holds it (mmengine's load_checkpoint)
+        load = partial(runner.load_checkpoint, self.filename,
+                       map_location='cpu')
+        try:
+            load(strict=True)
+        except RuntimeError as err:
+            if 'state_dict' not in str(err):
+                raise
+            message = (
+                f'The checkpoint {self.filename} does not match the model '
+                f'of the config: {err}\nThose parameters would keep their '
+                'initial values. Check the config (classes, backbone, '
+                'number of queries / levels) against the checkpoint, or '
+                'pass --non-strict to evaluate anyway.')
+            if self.strict:
+                raise RuntimeError(message) from err
+            runner.logger.warning(message)
+            load(strict=False)
 
 
-def format_mismatch(mismatch, limit=30):
-    """Lines listing the keys of :func:`checkpoint_mismatch`, at most
-    ``limit`` of each kind."""
-    lines = []
-    for kind, what in (('missing', 'missing from the checkpoint'),
-                       ('unexpected', 'in the checkpoint, not in the model'),
-                       ('shape', 'shape differs (checkpoint vs model)')):
-        keys = mismatch[kind]
-        if not keys:
-            continue
-        lines.append(f'  {len(keys)} {what}:')
-        for key in sorted(keys)[:limit]:
-            extra = (f': {keys[key][0]} vs {keys[key][1]}'
-                     if kind == 'shape' else '')
-            lines.append(f'    {key}{extra}')
-        if len(keys) > limit:
-            lines.append(f'    ... and {len(keys) - limit} more')
-    return lines
-
-
-def check_checkpoint(runner, filename, strict=True):
-    """Refuse (``strict``) or log a checkpoint that does not fit the model.
-
-    mmengine's ``Runner.load_checkpoint`` loads with ``strict=False`` and
-    prints the mismatch without failing, so a wrong config silently scores a
-    partly untrained model. This reads the checkpoint once more on the CPU,
-    before the runner loads it (after its ``before_run`` hooks, which EMA
-    and other checkpoint hooks need).
-
-    Raises:
-        RuntimeError: naming the missing, unexpected and reshaped keys.
-    """
-    mismatch = checkpoint_mismatch(
-        runner.model, _load_checkpoint(filename, map_location='cpu'))
-    if not any(mismatch.values()):
-        return mismatch
-    message = '\n'.join(
-        [f'The checkpoint {filename} does not match the model of the '
-         'config:'] + format_mismatch(mismatch) +
-        ['Those parameters would keep their initial values. Check the '
-         'config (classes, backbone, number of queries / levels) against '
-         'the checkpoint, or pass --non-strict to evaluate anyway.'])
-    if strict:
-        raise RuntimeError(message)
-    runner.logger.warning(message)
-    return mismatch
+def enable_tta(cfg):
+    """Wrap the model in the config's ``tta_model`` and test on its
+    ``tta_pipeline``, as mmdet's ``tools/test.py --tta``."""
+    if cfg.get('tta_model') is None or cfg.get('tta_pipeline') is None:
+        raise KeyError(f'--tta needs tta_model and tta_pipeline in the '
+                       f'config {cfg.filename}')
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.trust_checkpoint:
+        trust_checkpoints()
     # Fewer recompilations when the model is wrapped by torch.compile.
     setup_cache_size_limit_of_dynamo()
     register_all_modules(init_default_scope=False)
     cfg = build_config(args)
+    if args.launcher == 'pytorch':
+        setup_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:
         runner = Runner.from_cfg(cfg)
-    check_checkpoint(runner, args.checkpoint, strict=not args.non_strict)
+    runner.register_hook(
+        LoadCheckpoint(args.checkpoint, strict=not args.non_strict))
     if args.out is not None:
         runner.test_evaluator.metrics.append(
             DumpDetResults(out_file_path=args.out))
-    runner.test()
+    with explain_unsafe_checkpoint():
+        runner.test()
 
 
 if __name__ == '__main__':

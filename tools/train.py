@@ -3,34 +3,36 @@
 Usage::
 
     python tools/train.py CONFIG [--work-dir DIR] [--amp] [--auto-scale-lr]
-        [--resume [CKPT]] [--cfg-options k=v ...] [--launcher pytorch]
+        [--resume [CKPT]] [--trust-checkpoint] [--cfg-options k=v ...]
+        [--launcher pytorch]
 
 The script imports ``panseg_plugin`` itself, so a config that forgets
-``custom_imports`` still finds the plugin's classes, and it puts the repo
-root on ``sys.path``, so it runs from a clone that was never pip-installed.
+``custom_imports`` still finds the plugin's classes (install the package
+first: ``bash tools/install.sh`` or ``pip install -e .``).
+
+``--launcher pytorch`` (``tools/dist_train.sh``) on GPUs is mmengine's own
+path (NCCL, one GPU per process). On a machine without CUDA it trains with
+the gloo backend and a CPU DistributedDataParallel, so the multi-process
+plumbing (sampler shards, gradient averaging, rank-0-only checkpoints and
+logs, resume) runs anywhere.
 """
 import argparse
 import os
 import os.path as osp
-import sys
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+from mmdet.utils import register_all_modules, setup_cache_size_limit_of_dynamo
+from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.device import get_device
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
-from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
-from mmengine.device import get_device  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from mmdet.utils import (register_all_modules,  # noqa: E402
-                         setup_cache_size_limit_of_dynamo)
-
-import panseg_plugin  # noqa: E402,F401  (checks versions, registers)
+import panseg_plugin  # noqa: F401  (checks versions, registers)
 # Imported by name as well: registering the wrapper must not depend on the
 # package's __init__ importing ``engine``.
 from panseg_plugin.engine.optim_wrapper import \
-    PanopticSegFormerCpuAmpOptimWrapper  # noqa: E402
+    PanopticSegFormerCpuAmpOptimWrapper
+from panseg_plugin.utils import (explain_unsafe_checkpoint,
+                                 setup_cpu_distributed, trust_checkpoints)
 
 CPU_AMP_WRAPPER = PanopticSegFormerCpuAmpOptimWrapper.__name__
 
@@ -56,6 +58,12 @@ def parse_args(argv=None):
         const='auto',
         help='resume from this checkpoint; without a path, resume from '
         'the latest checkpoint in the work directory')
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='unpickle a resumed or loaded checkpoint even if it holds '
+        'objects that are not weights (can run code: only for files you '
+        'trust)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -131,15 +139,20 @@ def build_config(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.trust_checkpoint:
+        trust_checkpoints()
     # Fewer recompilations when the model is wrapped by torch.compile.
     setup_cache_size_limit_of_dynamo()
     register_all_modules(init_default_scope=False)
     cfg = build_config(args)
+    if args.launcher == 'pytorch':
+        setup_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:
         runner = Runner.from_cfg(cfg)
-    runner.train()
+    with explain_unsafe_checkpoint():
+        runner.train()
 
 
 if __name__ == '__main__':

@@ -11,5 +11,5 @@ model = dict(
         out_indices=(1, 2, 3),
         init_cfg=dict(
             type='Pretrained',
-            checkpoint='https://github.com/whai362/PVT/releases/download/v2/pvt_v2_b0.pth')),
+            checkpoint='https://github.com/whai362/PVT/releases/download/v2/pvt_v2_b0.pth')),  # noqa: E501
     neck=dict(in_channels=[64, 160, 256]))

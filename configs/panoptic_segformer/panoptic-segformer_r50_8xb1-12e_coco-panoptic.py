@@ -4,11 +4,5 @@ _base_ = './panoptic-segformer_r50_8xb1-50e_coco-panoptic.py'
 max_epochs = 12
 train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = [
-    dict(
-        type='MultiStepLR',
-        begin=0,
-        end=max_epochs,
-        by_epoch=True,
-        milestones=[8],
-        gamma=0.1)
+    dict(_base_.param_scheduler[0], end=max_epochs, milestones=[8])
 ]

@@ -14,22 +14,32 @@ Differences from mmdet's ``CocoPanopticDataset`` (same ``data_info``):
   ``classes`` become void (one warning), instead of mmdet's ``KeyError``.
 * A ``filter_cfg`` that removes every image raises, naming ``filter_cfg``
   and the annotation file, instead of failing later in the sampler.
-* A sample whose image or PNG does not decode
-  (:class:`PanopticSegFormerCorruptFileError` from the plugin's loading
-  transforms) is skipped in training (mmengine draws another index when
-  ``prepare_data`` returns ``None``), with one warning per file; in testing
-  the error, naming the file, propagates.
+* A sample whose image or PNG does not decode (found by
+  :func:`find_corrupt_file` when the pipeline fails), or whose PNG is not
+  of its image's size, is skipped in training (mmengine draws another
+  index when ``prepare_data`` returns ``None``), with one warning per file,
+  and counted in ``num_skipped`` over all data loader workers; in testing
+  the error, naming the file, propagates. ``PanopticDataCheckHook`` finds
+  the size mismatches of the whole set before the first iteration.
 * The PNG of an image is its annotation record's ``file_name``.
 """
 import os.path as osp
 from typing import Dict, List, Optional
 
+import torch
 from mmdet.datasets import CocoPanopticDataset
 from mmdet.registry import DATASETS
 from mmengine.fileio import get_local_path, load
 from mmengine.logging import print_log
 
-from .transforms.loading import PanopticSegFormerCorruptFileError, warn_once
+from .panoptic_metainfo import check_panoptic_metainfo
+from .transforms.loading import (PanopticSegFormerCorruptFileError,
+                                 PanopticSegFormerSizeMismatchError,
+                                 find_corrupt_file, warn_once)
+
+# Slots of the shared skip counter: the main process and 63 data loader
+# workers count apart (no lost increments); more workers share slots.
+_COUNTER_SLOTS = 64
 
 
 @DATASETS.register_module()
@@ -38,19 +48,35 @@ class PanopticSegFormerCocoPanopticDataset(CocoPanopticDataset):
 
     Arguments as mmdet's ``CocoPanopticDataset``. Each ``data_info`` also
     holds ``ignored_ids``: ids of segments made void here (class outside
-    ``metainfo``, empty box), so that the loading transform does not report
-    them as unknown PNG ids.
+    ``metainfo``, zero area), so that the loading transform does not report
+    them as unknown PNG ids. A thing segment with pixels but an empty box
+    (mmdet drops it) keeps its segment; its instance has
+    ``bbox_from_mask=True`` and the loading transform takes its box from
+    its mask.
 
     Attributes:
         cat_ids (list[int]): Category id of each label.
         cat2label (dict[int, int]): Category id to label.
         label2cat (dict[int, int]): Label to category id.
-        num_skipped (int): Samples skipped in this process for bad files.
+        num_skipped (int): Training samples skipped for bad files, summed
+            over this process and its data loader workers (a counter in
+            shared memory; copies made with ``deepcopy`` count apart).
     """
 
     def __init__(self, *args, **kwargs) -> None:
-        self.num_skipped = 0
+        self._skip_counts = torch.zeros(
+            _COUNTER_SLOTS, dtype=torch.int64).share_memory_()
         super().__init__(*args, **kwargs)
+
+    @property
+    def num_skipped(self) -> int:
+        return int(self._skip_counts.sum())
+
+    def _count_skip(self) -> None:
+        worker = torch.utils.data.get_worker_info()
+        slot = 0 if worker is None else \
+            1 + worker.id % (_COUNTER_SLOTS - 1)
+        self._skip_counts[slot] += 1
 
     def load_data_list(self) -> List[dict]:
         """Read the panoptic JSON; one ``data_info`` per image."""
@@ -62,6 +88,7 @@ class PanopticSegFormerCocoPanopticDataset(CocoPanopticDataset):
         for record in raw.get('annotations', []):
             records[record['image_id']] = record
         self._num_void_segments = 0
+        self._num_empty_boxes = 0
         self._void_names = set()
         data_list = [
             self.parse_data_info(dict(
@@ -74,21 +101,22 @@ class PanopticSegFormerCocoPanopticDataset(CocoPanopticDataset):
                 f'{self.ann_file}: {self._num_void_segments} segments of '
                 f'categories outside metainfo["classes"] '
                 f'({sorted(self._void_names)}) are treated as void'))
+        if self._num_empty_boxes:
+            warn_once(('empty-boxes', self.ann_file), (
+                f'{self.ann_file}: {self._num_empty_boxes} thing segments '
+                f'with pixels have an empty bbox (width or height < 1); '
+                f'their boxes are taken from their masks. The boxes of this '
+                f'file may be wrong elsewhere too (mmdet\'s ade20k2coco.py '
+                f'writes wrong thing boxes): load annotations with '
+                f'box_from_mask=True to take every thing box from its mask'))
         return data_list
 
     def _map_categories(self, categories: List[dict]) -> None:
         """Set ``cat_ids``/``cat2label``/``label2cat`` by class name and
         check the class lists against the JSON."""
-        classes = tuple(self.metainfo['classes'])
-        things = tuple(self.metainfo.get('thing_classes', ()))
-        stuff = tuple(self.metainfo.get('stuff_classes', ()))
-        if classes != things + stuff:
-            raise ValueError(
-                f'metainfo["classes"] must be thing_classes followed by '
-                f'stuff_classes (the model takes labels < num_things_classes '
-                f'for things): got classes={classes}, '
-                f'thing_classes={things}, stuff_classes={stuff}. Set '
-                f'classes={things + stuff} or fix the two lists')
+        things, stuff = check_panoptic_metainfo(self.metainfo,
+                                                self.ann_file)
+        classes = things + stuff
         by_name: Dict[str, dict] = {}
         for cat in categories:
             if cat['name'] in by_name:
@@ -161,7 +189,7 @@ class PanopticSegFormerCocoPanopticDataset(CocoPanopticDataset):
                 self._num_void_segments += 1
                 self._void_names.add(self._cat_names.get(
                     ann['category_id'], f'id {ann["category_id"]}'))
-            if label is None or ann['area'] <= 0 or w < 1 or h < 1:
+            if label is None or ann['area'] <= 0:
                 ignored.append(ann['id'])
                 continue
             # a crowd thing is void for the thing targets (its pixels keep
@@ -169,8 +197,15 @@ class PanopticSegFormerCocoPanopticDataset(CocoPanopticDataset):
             is_thing = ann['category_id'] in self._thing_cat_ids
             is_crowd = bool(ann.get('iscrowd', 0))
             if is_thing and not is_crowd:
-                instances.append(dict(bbox=[x1, y1, x1 + w, y1 + h],
-                                      bbox_label=label, ignore_flag=0))
+                instance = dict(bbox=[x1, y1, x1 + w, y1 + h],
+                                bbox_label=label, ignore_flag=0)
+                if w < 1 or h < 1:
+                    # a segment with pixels but an empty box (mmdet's
+                    # ade20k2coco.py writes such thing boxes): mmdet drops
+                    # the segment; here its box is taken from its mask
+                    instance['bbox_from_mask'] = True
+                    self._num_empty_boxes += 1
+                instances.append(instance)
             segments.append(dict(id=ann['id'], category=label,
                                  is_thing=is_thing and not is_crowd))
         data_info.update(instances=instances, segments_info=segments,
@@ -208,14 +243,40 @@ class PanopticSegFormerCocoPanopticDataset(CocoPanopticDataset):
 
     def prepare_data(self, idx: int) -> Optional[dict]:
         """The pipeline's output, or ``None`` (mmengine then draws another
-        index) when a file of a training sample does not decode."""
+        index) when a file of a training sample does not decode or its PNG
+        is not of its image's size.
+
+        When the pipeline fails, the sample's image and PNG are decoded
+        once more to tell a corrupt file (skipped in training with one
+        warning per file, raised naming the file in testing) from any
+        other error (raised as it is).
+        """
         try:
             return super().prepare_data(idx)
-        except PanopticSegFormerCorruptFileError as err:
+        except PanopticSegFormerSizeMismatchError as err:
             if self.test_mode:
                 raise
-            self.num_skipped += 1
-            warn_once(('corrupt', err.path),
+            self._count_skip()
+            warn_once(('size', err.path),
                       f'skipping training samples with this file (warned '
                       f'once per file): {err}')
+            return None
+        except Exception as err:
+            corrupt = err if isinstance(
+                err, PanopticSegFormerCorruptFileError) else None
+            if corrupt is None:
+                info = self.get_data_info(idx)
+                corrupt = find_corrupt_file(
+                    (info.get('img_path'), info.get('seg_map_path')),
+                    self.backend_args)
+            if corrupt is None:
+                raise
+            if self.test_mode:
+                if corrupt is err:
+                    raise
+                raise corrupt from err
+            self._count_skip()
+            warn_once(('corrupt', corrupt.path),
+                      f'skipping training samples with this file (warned '
+                      f'once per file): {corrupt}')
             return None

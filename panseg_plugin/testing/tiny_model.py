@@ -172,9 +172,12 @@ def untrained_model(cfg):
             set to None.
     """
     from mmdet.registry import MODELS
+    from mmengine.registry import DefaultScope
     torch.manual_seed(0)
     cfg.model.backbone.init_cfg = None
-    model = MODELS.build(cfg.model)
+    # mmdet's scope whatever scope a runner built before left current
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg.model)
     model.init_weights()
     torch.nn.init.zeros_(model.bbox_head.cls_branch.bias)
     return model

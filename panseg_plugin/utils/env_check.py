@@ -1,30 +1,41 @@
-"""Import-time checks of the OpenMMLab stack and a torch>=2.6 loading fix."""
-import os.path as osp
+"""Import-time check of the OpenMMLab stack."""
+MIM_MMCV = 'pip install -U openmim && mim install "mmcv>=2.0.0,<2.2.0"'
 
-import torch
-from mmengine.runner.checkpoint import CheckpointLoader
-
-# (package, lowest allowed, first refused, install command)
+# The supported ranges (requirements/runtime.txt states the same for pip):
+# (package, lowest supported, first refused or None, the command that
+# installs a supported version). torch is no pip requirement of the
+# plugin (it is the user's CPU or CUDA build), only checked here.
 REQUIRED = (
+    ('torch', '2.0.0', None,
+     'install torch>=2.0.0 for your platform '
+     '(https://pytorch.org/get-started/locally/), then rebuild mmcv for '
+     f'it: {MIM_MMCV}'),
     ('mmcv', '2.0.0', '2.2.0',
-     'MMCV_WITH_OPS=1 pip install --no-build-isolation "mmcv==2.1.0"'),
-    ('mmdet', '3.3.0', '3.4.0', 'pip install "mmdet==3.3.0"'),
-    ('mmengine', '0.10.0', '0.11.0', 'pip install "mmengine==0.10.7"'),
+     f'{MIM_MMCV} (a prebuilt wheel for your torch/CUDA; without one, '
+     '`bash tools/install.sh` builds mmcv 2.1.0 from source)'),
+    ('mmdet', '3.2.0', '3.4.0', 'pip install "mmdet>=3.2.0,<3.4.0"'),
+    ('mmengine', '0.10.3', '1.0.0', 'pip install "mmengine>=0.10.3,<1.0.0"'),
 )
 
 
-def _version_tuple(version):
-    parts = []
-    for piece in version.split('+')[0].split('.')[:3]:
-        digits = ''.join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts + [0] * (3 - len(parts)))
+def _has_module(name):
+    """Whether ``name`` can be imported, without importing it."""
+    import importlib.util
+    import sys
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    return importlib.util.find_spec(name) is not None
 
 
 def check_versions():
     """Raise ImportError naming the exact install command for each package
-    outside the tested range, and when mmcv lacks its compiled ops."""
+    outside its supported range, when mmcv lacks its compiled ops, and when
+    ``pkg_resources`` is missing (mmengine 0.10 resolves the ``mmdet::``
+    config bases of every config of the plugin with it; setuptools >= 82
+    no longer has it)."""
     import importlib
+
+    from packaging.version import Version
     problems = []
     for name, low, high, fix in REQUIRED:
         try:
@@ -32,35 +43,24 @@ def check_versions():
         except ImportError:
             problems.append(f'{name} is not installed: {fix}')
             continue
-        if not (_version_tuple(low) <= _version_tuple(version) <
-                _version_tuple(high)):
-            problems.append(f'{name}=={version} is installed but '
-                            f'{low} <= {name} < {high} is required: {fix}')
+        wanted = f'{name}>={low}' + (f',<{high}' if high else '')
+        if Version(version) < Version(low) or (high and Version(version) >=
+                                               Version(high)):
+            problems.append(f'{name}=={version} is installed but {wanted} '
+                            f'is required: {fix}')
     try:
         import mmcv._ext  # noqa: F401
-    except ImportError:
+    except (ImportError, OSError):
         problems.append(
-            'mmcv was built without its compiled ops (mmcv._ext is missing). '
-            'Rebuild it: pip uninstall -y mmcv && MMCV_WITH_OPS=1 pip install '
-            '--no-build-isolation --no-cache-dir "mmcv==2.1.0" '
-            '(or run tools/install.sh)')
+            'mmcv was built without its compiled ops (mmcv._ext is missing '
+            'or does not load with this torch). Reinstall it: pip uninstall '
+            f'-y mmcv && {MIM_MMCV} (or, from source: MMCV_WITH_OPS=1 pip '
+            'install --no-build-isolation --no-cache-dir "mmcv==2.1.0")')
+    if not _has_module('pkg_resources'):
+        problems.append(
+            'pkg_resources is missing (setuptools >= 82 dropped it), and '
+            'mmengine reads the `mmdet::` config bases with it: pip install '
+            '"setuptools<82"')
     if problems:
         raise ImportError('panseg_plugin cannot run with this environment:\n'
                           + '\n'.join(f'  - {p}' for p in problems))
-
-
-def _load_trusted_local(filename, map_location):
-    """Local checkpoint loader that keeps mmengine's own checkpoints loadable
-    on torch >= 2.6, whose ``torch.load`` defaults to ``weights_only=True``
-    and refuses the ``HistoryBuffer``/numpy objects mmengine stores for
-    resuming. Local files are the user's own, hence trusted."""
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
-
-
-def patch_checkpoint_loading():
-    """Register :func:`_load_trusted_local` for plain paths (idempotent)."""
-    CheckpointLoader.register_scheme(
-        prefixes='', loader=_load_trusted_local, force=True)

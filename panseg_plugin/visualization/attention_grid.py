@@ -20,16 +20,23 @@ affine change. ``'softmax'`` shows the softmax over the tokens of that level,
 divided by its maximum (``exp(a - max a)``): where a head concentrates its
 attention within the level, with peaks emphasised. Both are computed over the
 tokens that cover the image only (padding removed by ``crop_to_image``).
+Each cell is drawn by mmengine's ``Visualizer.draw_featmap``: the map,
+resized bilinearly to the cell, stretched from its minimum to its maximum
+over the JET colormap and blended over the dimmed image. For ``'logits'``
+that stretch is the normalisation itself; for ``'softmax'`` the peak stays
+the top of the colormap and the floor moves to the map's smallest value.
 
 Everything here works on numpy arrays, is deterministic and has no model or
 config dependency, so it can be tested with hand-made inputs. Images are RGB
 ``uint8`` (H, W, 3).
 """
 import math
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Sequence, Tuple
 
 import cv2
 import numpy as np
+import torch
+from mmengine.visualization import Visualizer
 
 NORM_MODES = ('logits', 'softmax')
 
@@ -168,19 +175,6 @@ def normalize_attention(level_map: np.ndarray,
     return np.where(span > 0, (maps - lo) / np.where(span > 0, span, 1), 0.)
 
 
-def heat_map(values: np.ndarray,
-             background: Optional[np.ndarray] = None,
-             alpha: float = 0.6) -> np.ndarray:
-    """Colour a [0, 1] map (H, W) with the JET colormap (RGB uint8),
-    blended as ``alpha * heat + (1 - alpha) * background`` if given."""
-    scaled = np.clip(values, 0, 1) * 255
-    heat = cv2.applyColorMap(scaled.round().astype(np.uint8),
-                             cv2.COLORMAP_JET)[..., ::-1].astype(np.float32)
-    if background is not None:
-        heat = alpha * heat + (1 - alpha) * background.astype(np.float32)
-    return heat.round().astype(np.uint8)
-
-
 def overlay_mask(image: np.ndarray, mask: np.ndarray,
                  alpha: float = 0.5) -> np.ndarray:
     """Tint the pixels of a binary ``mask`` (H, W) in ``image`` (H, W, 3)."""
@@ -278,7 +272,8 @@ def render_attention_grid(image: np.ndarray,
                 values = cv2.resize(
                     np.ascontiguousarray(maps[row, head], dtype=np.float32),
                     (cell_w, cell_h), interpolation=cv2.INTER_LINEAR)
-                canvas[y:y + cell_h, x:x + cell_w] = heat_map(
-                    values, dimmed, heat_alpha)
+                canvas[y:y + cell_h, x:x + cell_w] = Visualizer.draw_featmap(
+                    torch.from_numpy(values)[None], dimmed,
+                    channel_reduction=None, topk=0, alpha=heat_alpha)
                 col += 1
     return canvas

@@ -17,15 +17,15 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 import time
 
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+from toy_panoptic import make_toy_panoptic
+from toy_panoptic.experiment import build_cfg, learning_curve, prepare_backbone
+
 HERE = osp.dirname(osp.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, osp.join(HERE, '..', '..'))
-
-import quickstart  # noqa: E402
-
 MODELS = {
     'panoptic_segformer': osp.join(
         HERE, 'configs', 'panoptic-segformer_r18-tiny_toy-panoptic.py'),
@@ -57,15 +57,12 @@ def parse_args(argv=None):
 def train_and_test(name: str, args) -> dict:
     """Train one model on the toy set and evaluate it; returns its figures
     (metrics in percent, parameters in millions, seconds)."""
-    from mmengine.registry import init_default_scope
-    from mmengine.runner import Runner
-
     run_args = argparse.Namespace(**vars(args))
     run_args.config = MODELS[name]
     run_args.work_dir = osp.join(args.work_dir, name)
-    cfg = quickstart.build_cfg(run_args)
+    cfg = build_cfg(run_args)
     # one set of pretrained weights for both (written by the first model)
-    quickstart.prepare_backbone(
+    prepare_backbone(
         cfg, run_args,
         osp.join(args.work_dir, 'pretrain', 'r18-tiny_things.pth'))
     init_default_scope('mmdet')
@@ -83,7 +80,7 @@ def train_and_test(name: str, args) -> dict:
         params_m=round(params, 3),
         iters=cfg.train_cfg.max_iters,
         train_s=round(train_s, 1),
-        curve=quickstart.learning_curve(runner.log_dir))
+        curve=learning_curve(runner.log_dir))
     return result
 
 
@@ -104,8 +101,6 @@ def report(results: dict) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    import panseg_plugin  # noqa: F401
-    from panseg_plugin.datasets import make_toy_panoptic
     make_toy_panoptic(args.data_root, num_train=args.num_train,
                       num_val=args.num_val, img_size=args.img_size,
                       seed=args.seed)

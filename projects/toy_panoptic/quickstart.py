@@ -8,28 +8,37 @@
    the same data and settings),
 3. trains the small Panoptic SegFormer of ``configs/`` with mmengine's
    Runner, logging progress every 50 iterations,
-4. evaluates PQ/SQ/RQ (things and stuff) with mmdet's ``CocoPanopticMetric``
-   and mask AP with ``CocoMetric``,
+4. evaluates PQ/SQ/RQ (things and stuff) with mmdet's ``CocoPanopticMetric``,
+   mIoU of the semantic output with ``SemSegMetric`` and mask AP with
+   ``CocoMetric``,
 5. renders image | ground truth | prediction for a few validation images,
+   enlarged 4 times,
 6. prints the learning curve and where everything was written.
 """
 import argparse
 import json
 import os
 import os.path as osp
-import sys
 import time
 
-HERE = osp.dirname(osp.abspath(__file__))
-sys.path.insert(0, osp.join(HERE, '..', '..'))
-sys.path.insert(0, HERE)
+import mmcv
+import numpy as np
+import torch
+from mmdet.registry import VISUALIZERS
+from mmdet.structures import DetDataSample
+from mmengine.config import DictAction
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+from mmengine.structures import PixelData
 
-DEFAULT_CONFIG = osp.join(HERE, 'configs',
-                          'panoptic-segformer_r18-tiny_toy-panoptic.py')
+from panseg_plugin.visualization import gt_panoptic_seg
+from toy_panoptic import make_toy_panoptic
+from toy_panoptic.experiment import build_cfg, learning_curve, prepare_backbone
+from toy_panoptic.pretrain import DEFAULT_CONFIG
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--config', default=DEFAULT_CONFIG)
     parser.add_argument('--data-root', default='data/toy_panoptic')
@@ -52,106 +61,31 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def build_cfg(args):
-    from mmengine.config import Config
-    cfg = Config.fromfile(args.config)
-    cfg.work_dir = args.work_dir
-    root = args.data_root.rstrip('/') + '/'
-    for loader in (cfg.train_dataloader, cfg.val_dataloader,
-                   cfg.test_dataloader):
-        loader.dataset.data_root = root
-    for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
-        for metric in evaluator:
-            metric.ann_file = root + metric.ann_file.split('/', 2)[-1] \
-                if metric.ann_file.startswith('data/') else metric.ann_file
-            if 'seg_prefix' in metric:
-                metric.seg_prefix = root + 'annotations/panoptic_val/'
-    if args.max_iters is not None:
-        iters = args.max_iters
-        scale = iters / cfg.train_cfg.max_iters
-        cfg.train_cfg.max_iters = iters
-        cfg.train_cfg.val_interval = iters
-        cfg.default_hooks.checkpoint.interval = iters
-        cfg.default_hooks.logger.interval = max(1, min(50, iters // 5))
-        # the config's schedule, stretched to the new length
-        for scheduler in cfg.param_scheduler:
-            scheduler.begin = int(scheduler.begin * scale)
-            scheduler.end = max(1, int(scheduler.end * scale))
-            if 'milestones' in scheduler:
-                scheduler.milestones = [
-                    int(m * scale) for m in scheduler.milestones
-                ]
-    if getattr(args, 'cfg_options', None):
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.randomness = dict(seed=args.seed)
-    # mmengine keeps one visualizer per name in a process: a fresh name
-    # makes this run log its learning curve under its own work_dir even
-    # when main() runs twice in one process (tests, notebooks).
-    cfg.visualizer.name = f'toy_quickstart_{time.time_ns()}'
+def with_semantic_output(cfg):
+    """The quick start also reports mIoU: the fusion head's semantic map
+    (``semantic_on``, from the same mask-wise merge) scored by mmdet's
+    ``SemSegMetric`` next to PQ. The config itself stays panoptic only
+    (its test-time augmentation has no semantic output)."""
+    cfg.model.panoptic_fusion_head.semantic_on = True
+    cfg.test_evaluator = list(cfg.test_evaluator) + [
+        dict(type='SemSegMetric', iou_metrics=['mIoU'], prefix='sem_seg')
+    ]
     return cfg
 
 
-def prepare_backbone(cfg, args, out_file):
-    """Point a ``Pretrained`` backbone init of ``cfg`` at weights pretrained
-    on the toy things, pretraining them into ``out_file`` unless that file
-    holds weights for the same data and settings; with
-    ``args.pretrain_iters == 0`` the backbone starts from scratch."""
-    import torch
-
-    from pretrain_backbone import pretrain_backbone
-    init = cfg.model.backbone.get('init_cfg')
-    if not init or init.get('type') != 'Pretrained':
-        return None
-    if args.pretrain_iters <= 0:
-        cfg.model.backbone.init_cfg = None
-        return None
-    with open(osp.join(args.data_root, 'toy_meta.json')) as f:
-        settings = dict(data=json.load(f), iters=args.pretrain_iters,
-                        seed=args.seed, backbone=cfg.model.backbone.to_dict())
-    # the weights do not depend on which stages the detector reads
-    for key in ('init_cfg', 'out_indices'):
-        settings['backbone'].pop(key, None)
-    old = {}
-    if osp.isfile(out_file):
-        try:
-            old = torch.load(out_file, map_location='cpu')
-        except Exception as error:  # not ours or truncated: redo it
-            print(f'      cannot read {out_file} ({error}); pretraining '
-                  'again')
-    if old.get('meta', {}).get('settings') == settings:
-        print(f'      reused {out_file}')
-    else:
-        pretrain_backbone(args.data_root, out_file, cfg,
-                          iters=args.pretrain_iters, seed=args.seed,
-                          meta=dict(settings=settings))
-    init.checkpoint = out_file
-    return out_file
+def _upscaled(panoptic_seg, factor):
+    """A panoptic map (``PixelData`` with ``sem_seg`` (1, H, W)) enlarged
+    ``factor`` times by repeating pixels."""
+    seg = panoptic_seg.sem_seg
+    return PixelData(sem_seg=seg.repeat_interleave(factor, -2)
+                     .repeat_interleave(factor, -1))
 
 
-def learning_curve(log_dir):
-    """(step, loss) pairs from mmengine's ``vis_data/scalars.json``."""
-    path = osp.join(log_dir, 'vis_data', 'scalars.json')
-    curve = []
-    if osp.isfile(path):
-        with open(path) as f:
-            for line in f:
-                record = json.loads(line)
-                if 'loss' in record:
-                    curve.append((record['step'], record['loss']))
-    return curve
-
-
-def render(runner, num_images, out_file):
+def render(runner, num_images, out_file, scale=4):
     """Save image | ground truth | prediction rows for the first
-    ``num_images`` validation images; returns the picture's (H, W)."""
-    import mmcv
-    import numpy as np
-    import torch
-    from mmdet.registry import VISUALIZERS
-    from mmdet.structures import DetDataSample
-    from mmengine.dataset import pseudo_collate
-
-    from panseg_plugin.visualization import gt_panoptic_seg
+    ``num_images`` validation images, each enlarged ``scale`` times (nearest
+    neighbour: the toy's 128 px tiles, with labels a person can read);
+    returns the picture's (H, W)."""
     dataset = runner.val_dataloader.dataset
     meta = dataset.metainfo
     visualizer = VISUALIZERS.build(
@@ -167,9 +101,12 @@ def render(runner, num_images, out_file):
             sample = model.test_step(data)[0]
         # draw the panoptic maps only (not boxes and semantic maps too)
         drawn = DetDataSample(metainfo=sample.metainfo)
-        drawn.gt_panoptic_seg = gt_panoptic_seg(sample, len(meta['classes']))
-        drawn.pred_panoptic_seg = sample.pred_panoptic_seg
-        image = mmcv.imread(sample.img_path, channel_order='rgb')
+        drawn.gt_panoptic_seg = _upscaled(
+            gt_panoptic_seg(sample, len(meta['classes'])), scale)
+        drawn.pred_panoptic_seg = _upscaled(sample.pred_panoptic_seg, scale)
+        image = mmcv.imrescale(
+            mmcv.imread(sample.img_path, channel_order='rgb'), scale,
+            interpolation='nearest')
         visualizer.add_datasample('toy', image, drawn, draw_gt=True,
                                   draw_pred=True, show=False)
         rows.append(np.concatenate([image, visualizer.get_image()], axis=1))
@@ -181,12 +118,6 @@ def render(runner, num_images, out_file):
 def main(argv=None):
     args = parse_args(argv)
     start = time.time()
-    from mmengine.registry import init_default_scope
-    from mmengine.runner import Runner
-
-    import panseg_plugin  # noqa: F401
-    from panseg_plugin.datasets import make_toy_panoptic
-
     print(f'[1/5] toy data set in {args.data_root}')
     info = make_toy_panoptic(args.data_root, num_train=args.num_train,
                              num_val=args.num_val, img_size=args.img_size,
@@ -194,7 +125,7 @@ def main(argv=None):
     print('      reused existing files' if info['skipped'] else
           f'      written in {time.time() - start:.1f}s')
 
-    cfg = build_cfg(args)
+    cfg = with_semantic_output(build_cfg(args))
     print(f'[2/5] backbone pretraining ({args.pretrain_iters} steps on '
           'crops of the training things)')
     pretrain_start = time.time()
@@ -204,7 +135,7 @@ def main(argv=None):
     init_default_scope('mmdet')
     runner = Runner.from_cfg(cfg)
     print(f'[3/5] training {cfg.train_cfg.max_iters} iterations on '
-          f'{torch_threads()} CPU threads (log every '
+          f'{torch.get_num_threads()} CPU threads (log every '
           f'{cfg.default_hooks.logger.interval})')
     runner.train()
     print('[4/5] evaluation on the validation split')
@@ -230,11 +161,6 @@ def main(argv=None):
     return summary
 
 
-def torch_threads():
-    import torch
-    return torch.get_num_threads()
-
-
 def print_report(summary, args, runner):
     m = summary['metrics']
     get = lambda key: m.get(f'coco_panoptic/{key}', float('nan'))  # noqa
@@ -244,6 +170,8 @@ def print_report(summary, args, runner):
     for name, suffix in (('All', ''), ('Things', '_th'), ('Stuff', '_st')):
         print(f'  {name:8s}' + ''.join(
             f'{get(k + suffix):8.1f}' for k in ('PQ', 'SQ', 'RQ')))
+    if 'sem_seg/mIoU' in m:
+        print(f'  semantic mIoU: {m["sem_seg/mIoU"]:.1f}')
     if 'coco/segm_mAP' in m:
         print(f'  mask AP (things): {100 * m["coco/segm_mAP"]:.1f}')
     curve = summary['learning_curve']

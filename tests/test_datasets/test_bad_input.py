@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from mmcv.transforms import LoadImageFromFile
+from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import MMLogger
 from PIL import Image
@@ -23,15 +23,15 @@ from PIL import Image
 from mmdet.datasets import CocoPanopticDataset
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
-from panseg_plugin.datasets import TOY_METAINFO, make_toy_panoptic
 from panseg_plugin.datasets.panoptic_segformer_coco_panoptic import \
     PanopticSegFormerCocoPanopticDataset
 from panseg_plugin.datasets.transforms.loading import \
     PanopticSegFormerCorruptFileError
 from panseg_plugin.testing import tiny_panoptic_segformer_cfg
+from toy_panoptic import TOY_METAINFO, make_toy_panoptic
 
 LOAD = [
-    dict(type='PanopticSegFormerLoadImageFromFile'),
+    dict(type='LoadImageFromFile'),
     dict(type='PanopticSegFormerLoadPanopticAnnotations'),
 ]
 PACK = LOAD + [dict(type='PackDetInputs')]
@@ -158,31 +158,47 @@ def test_corrupt_file_raises_naming_it_in_testing(root, kind):
 
 
 def test_mmcv_loader_fails_anonymously_on_truncated_image(root):
-    """Why the plugin has its own image loader: mmcv asserts outside its
-    ``try``, even with ``ignore_empty``."""
+    """Why the data set looks for the corrupt file itself: mmcv asserts
+    outside its ``try``, even with ``ignore_empty``."""
     truncate(img_file(root, 1))
     with pytest.raises(AssertionError):
         LoadImageFromFile(ignore_empty=True)(dict(img_path=img_file(root, 1)))
 
 
-@pytest.mark.parametrize('test_mode', [False, True])
-def test_exif_rotated_image_raises_naming_both_files(root, test_mode):
+def test_other_pipeline_errors_are_not_taken_for_corrupt_files(root):
+    """A failing pipeline whose files all decode raises its own error, in
+    training too (nothing is skipped)."""
+
+    class Boom(BaseTransform):
+
+        def transform(self, results):
+            raise RuntimeError('boom')
+
+    dataset = build(root, pipeline=LOAD + [dict(type=Boom)])
+    with pytest.raises(RuntimeError, match='boom'):
+        dataset[0]
+    assert dataset.num_skipped == 0
+
+
+def test_exif_rotated_image_raises_naming_both_files_in_testing(root):
+    """In training the sample is skipped instead:
+    tests/test_datasets/test_size_check.py."""
     path = img_file(root, 1)
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90 on display
     Image.open(path).save(path, exif=exif.tobytes())
     with pytest.raises(ValueError) as err:
-        build(root, test_mode=test_mode)[0]
+        build(root, test_mode=True)[0]
     message = str(err.value)
     assert path in message and png_file(root, 1) in message
     assert 'EXIF' in message and 'rotate the PNG' in message
 
 
-def test_png_of_other_size_raises_naming_both_files(root):
+def test_png_of_other_size_raises_naming_both_files_in_testing(root):
     path = png_file(root, 1)
     write_ids(path, read_ids(path)[:32, :32])
     with pytest.raises(ValueError, match='32x32') as err:
-        build(root)[0]
+        build(root, test_mode=True)[0]
     assert img_file(root, 1) in str(err.value) and path in str(err.value)
 
 
@@ -266,7 +282,7 @@ def test_category_id_gaps_and_order_map_by_name(root, tmp_path,
 
 @pytest.mark.parametrize('change, match', [
     (dict(classes=TOY_METAINFO['stuff_classes'] +
-          TOY_METAINFO['thing_classes']), 'thing_classes followed by'),
+          TOY_METAINFO['thing_classes']), 'must list thing_classes first'),
     (dict(classes=TOY_METAINFO['classes'][:5] + ('lava', ),
           stuff_classes=('sky', 'ground', 'lava')), 'no category named'),
     (dict(thing_classes=('circle', 'triangle'),
@@ -275,7 +291,7 @@ def test_category_id_gaps_and_order_map_by_name(root, tmp_path,
 def test_metainfo_that_disagrees_with_json_raises(root, change, match):
     with pytest.raises(ValueError, match=match) as err:
         build(root, metainfo=dict(TOY_METAINFO, **change))
-    if match != 'thing_classes followed by':
+    if match != 'must list thing_classes first':
         assert ANN in str(err.value)
 
 

@@ -1,5 +1,5 @@
 """A save interrupted half-way never costs the last complete checkpoint
-(:class:`PanopticSegFormerCheckpointHook`)."""
+(:class:`AtomicCheckpointHook`)."""
 import os
 import os.path as osp
 
@@ -9,8 +9,8 @@ from mmengine.fileio.backends import LocalBackend
 from toy_training import (SimulatedCrash, load_tool, make_tiny_toy,
                           single_thread, toy_train_cfg, train, weights)
 
-import panseg_plugin.engine.hooks.panoptic_segformer_checkpoint_hook  # noqa
-import panseg_plugin.engine.hooks.panoptic_segformer_resume_hook  # noqa
+import panseg_plugin.engine.hooks.atomic_checkpoint_hook  # noqa
+import panseg_plugin.engine.hooks.exact_resume_hook  # noqa
 
 MAX_ITERS, INTERVAL = 6, 2
 
@@ -29,7 +29,7 @@ def _cfg(toy, hook_type):
     cfg = toy_train_cfg(toy['data_root'], max_iters=MAX_ITERS,
                         checkpoint_interval=INTERVAL)
     cfg.default_hooks.checkpoint.type = hook_type
-    cfg.custom_hooks = [dict(type='PanopticSegFormerResumeStateHook')]
+    cfg.custom_hooks = [dict(type='ExactResumeHook')]
     return cfg
 
 
@@ -63,7 +63,7 @@ def _files(work_dir):
 
 def test_interrupted_save_keeps_previous_checkpoint_and_resumes(
         toy, train_tool, tmp_path, monkeypatch):
-    cfg = _cfg(toy, 'PanopticSegFormerCheckpointHook')
+    cfg = _cfg(toy, 'AtomicCheckpointHook')
     work_dir = str(tmp_path / 'run')
     written = _kill_second_checkpoint_write(monkeypatch)
     with single_thread():

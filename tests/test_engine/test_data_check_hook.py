@@ -1,4 +1,4 @@
-"""PanopticSegFormerDataCheckHook: data set classes vs. the model's heads."""
+"""PanopticDataCheckHook: data set classes vs. the model's heads."""
 import itertools
 from types import SimpleNamespace
 
@@ -9,10 +9,10 @@ from torch import nn
 from mmdet.registry import HOOKS
 # imported for their registration until panseg_plugin imports them
 import panseg_plugin.datasets.panoptic_segformer_coco_panoptic  # noqa: F401
-from panseg_plugin.datasets import TOY_METAINFO, make_toy_panoptic
-from panseg_plugin.engine.hooks.panoptic_segformer_data_check_hook import (
-    PanopticSegFormerDataCheckHook, check_panoptic_classes)
+from panseg_plugin.engine.hooks.panoptic_data_check_hook import (
+    PanopticDataCheckHook, check_panoptic_classes)
 from panseg_plugin.testing import tiny_panoptic_segformer_cfg
+from toy_panoptic import TOY_METAINFO, make_toy_panoptic
 
 _RUN_IDS = itertools.count()
 
@@ -40,23 +40,28 @@ def fake_runner(metainfo, model, mode='train'):
 
 
 def test_registered():
-    assert HOOKS.get('PanopticSegFormerDataCheckHook') is \
-        PanopticSegFormerDataCheckHook
+    assert HOOKS.get('PanopticDataCheckHook') is \
+        PanopticDataCheckHook
 
 
 def test_matching_classes_pass():
     check_panoptic_classes(TOY_METAINFO, FakeDetector(3, 3))
 
 
-@pytest.mark.parametrize('model', [
-    FakeDetector(2, 4), FakeDetector(3, 2), FakeDetector(3, 3, (4, 2))
+@pytest.mark.parametrize('model, keys', [
+    (FakeDetector(2, 4), 'model.bbox_head and model.panoptic_fusion_head'),
+    (FakeDetector(3, 2), 'model.bbox_head and model.panoptic_fusion_head'),
+    (FakeDetector(3, 3, (4, 2)),
+     'model.bbox_head and model.panoptic_fusion_head'),
 ], ids=['swapped-counts', 'fewer-stuff', 'fusion-head-only'])
-def test_wrong_counts_say_what_to_set(model):
+def test_wrong_counts_say_what_to_set(model, keys):
+    """The message names the config keys of every head: the detector
+    requires them to agree with each other."""
     with pytest.raises(ValueError) as err:
         check_panoptic_classes(TOY_METAINFO, model)
     message = str(err.value)
-    assert 'Set num_things_classes=3 and num_stuff_classes=3' in message
-    assert 'model.bbox_head' in message
+    assert 'Set num_things_classes=3 and num_stuff_classes=3 in ' + keys \
+        in message
 
 
 def test_stuff_listed_first_is_refused():
@@ -96,7 +101,7 @@ def test_model_without_panoptic_heads_is_refused():
 
 @pytest.mark.parametrize('mode', ['train', 'val', 'test'])
 def test_hook_checks_each_loop_once(mode):
-    hook = PanopticSegFormerDataCheckHook()
+    hook = PanopticDataCheckHook()
     before = getattr(hook, f'before_{mode}')
     with pytest.raises(ValueError, match=f'{mode}_dataloader.dataset'):
         before(fake_runner(TOY_METAINFO, FakeDetector(2, 4), mode))
@@ -123,7 +128,7 @@ def make_runner(work_dir, root, num_things, num_stuff):
         metainfo=TOY_METAINFO,
         filter_cfg=dict(filter_empty_gt=False),
         pipeline=[
-            dict(type='PanopticSegFormerLoadImageFromFile'),
+            dict(type='LoadImageFromFile'),
             dict(type='PanopticSegFormerLoadPanopticAnnotations'),
             dict(type='PackDetInputs')
         ])
@@ -137,7 +142,7 @@ def make_runner(work_dir, root, num_things, num_stuff):
             collate_fn=dict(type='pseudo_collate')),
         optim_wrapper=dict(optimizer=dict(type='AdamW', lr=1e-4)),
         train_cfg=dict(type='IterBasedTrainLoop', max_iters=1),
-        custom_hooks=[dict(type='PanopticSegFormerDataCheckHook')],
+        custom_hooks=[dict(type='PanopticDataCheckHook')],
         default_hooks=dict(checkpoint=None),
         default_scope='mmdet',
         experiment_name=f'data_check{next(_RUN_IDS)}')

@@ -1,6 +1,6 @@
 """Training N iterations in one go and N/2 + ``--resume`` N/2 give
 bit-identical weights on the CPU with
-:class:`PanopticSegFormerResumeStateHook`.
+:class:`ExactResumeHook`.
 
 The tiny model has dropout (mmcv's deformable attention, p=0.1), the
 training pipeline flips at random and the sampler shuffles, so every
@@ -15,9 +15,9 @@ import torch
 from toy_training import (CrashAt, load_tool, make_tiny_toy, single_thread,
                           toy_train_cfg, train, weights)
 
-import panseg_plugin.engine.hooks.panoptic_segformer_checkpoint_hook  # noqa
-from panseg_plugin.engine.hooks.panoptic_segformer_resume_hook import (
-    CHECKPOINT_KEY, PanopticSegFormerResumeStateHook, get_rng_state)
+import panseg_plugin.engine.hooks.atomic_checkpoint_hook  # noqa
+from panseg_plugin.engine.hooks.exact_resume_hook import (
+    CHECKPOINT_KEY, ExactResumeHook, get_rng_state)
 
 MAX_ITERS = 4
 STOP_AT = MAX_ITERS // 2
@@ -37,8 +37,8 @@ def _cfg(toy, hook=True, **kwargs):
     cfg = toy_train_cfg(toy['data_root'], max_iters=MAX_ITERS,
                         checkpoint_interval=STOP_AT, **kwargs)
     if hook:
-        cfg.custom_hooks = [dict(type='PanopticSegFormerResumeStateHook')]
-        cfg.default_hooks.checkpoint.type = 'PanopticSegFormerCheckpointHook'
+        cfg.custom_hooks = [dict(type='ExactResumeHook')]
+        cfg.default_hooks.checkpoint.type = 'AtomicCheckpointHook'
     return cfg
 
 
@@ -130,7 +130,7 @@ def test_load_from_without_resume_restores_nothing():
     from the run's own seed, not from the checkpoint's generators."""
     saved = get_rng_state()
     torch.rand(3)
-    hook = PanopticSegFormerResumeStateHook()
+    hook = ExactResumeHook()
     hook.after_load_checkpoint(None, {CHECKPOINT_KEY: dict(
         version=1, rng=[saved], sampler={})})
     loop = SimpleNamespace(iter=0, epoch=0, dataloader_iterator=iter([]))
@@ -138,3 +138,35 @@ def test_load_from_without_resume_restores_nothing():
     hook.before_train(SimpleNamespace(train_loop=loop))
     assert torch.equal(torch.get_rng_state(), current)
     assert hook._loaded is None
+
+
+def test_distributed_states_are_gathered_only_when_a_checkpoint_is_saved(
+        monkeypatch):
+    """With several ranks, the generator states are gathered (a collective)
+    at the iterations where a CheckpointHook saves, not on every one."""
+    from mmengine.hooks import CheckpointHook
+
+    from panseg_plugin.engine.hooks import ExactResumeHook
+    from panseg_plugin.engine.hooks import exact_resume_hook as module
+
+    calls = []
+    monkeypatch.setattr(module, 'get_dist_info', lambda: (0, 2))
+    monkeypatch.setattr(module, 'all_gather_object',
+                        lambda obj: calls.append(1) or [obj, obj])
+
+    class FakeRunner:
+        max_iters = 10
+        iter = 0
+        hooks = [CheckpointHook(interval=4, by_epoch=False)]
+
+    runner, hook = FakeRunner(), ExactResumeHook()
+    gathered = []
+    for it in range(FakeRunner.max_iters):
+        runner.iter = it
+        before = len(calls)
+        hook.after_train_iter(runner, it)
+        if len(calls) > before:
+            gathered.append(it + 1)
+    # iterations 4 and 8 by the interval, 10 as the last (save_last)
+    assert gathered == [4, 8, 10]
+    assert hook._train_states_iter == 9

@@ -16,8 +16,8 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from panseg_plugin.datasets import TOY_METAINFO, make_toy_panoptic
 from panseg_plugin.testing import tiny_panoptic_segformer_cfg
+from toy_panoptic import TOY_METAINFO, make_toy_panoptic
 
 REPO = Path(__file__).resolve().parents[2]
 TOY_CONFIG = (REPO / 'projects' / 'toy_panoptic' / 'configs' /

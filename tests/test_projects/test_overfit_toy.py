@@ -16,8 +16,8 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from panseg_plugin.datasets import make_toy_panoptic
 from panseg_plugin.testing import tiny_panoptic_segformer_cfg
+from toy_panoptic import make_toy_panoptic
 
 CONFIG = osp.join(osp.dirname(__file__), '..', '..', 'projects',
                   'toy_panoptic', 'configs',
@@ -33,8 +33,7 @@ def overfit_cfg(root, work_dir):
     cfg.model = tiny_panoptic_segformer_cfg(
         num_things_classes=3, num_stuff_classes=3, num_queries=12,
         embed_dims=48)
-    cfg.model.bbox_head.loss_loc = dict(
-        type='PanopticSegFormerLocationLoss', loss_weight=1.0)
+    cfg.model.bbox_head.loss_loc = dict(type='mmdet.L1Loss', loss_weight=1.0)
     train = cfg.train_dataloader
     train.batch_size = NUM_IMAGES
     train.num_workers = 0

@@ -3,12 +3,11 @@ and the Mask2Former benchmark."""
 import argparse
 import importlib.util
 import os.path as osp
-import sys
 
 import pytest
 import torch
 
-from panseg_plugin.datasets import make_toy_panoptic
+from toy_panoptic import experiment, make_toy_panoptic, pretrain, thing_crops
 
 PROJECT = osp.join(osp.dirname(__file__), '..', '..', 'projects',
                    'toy_panoptic')
@@ -16,20 +15,6 @@ CONFIG = osp.join(PROJECT, 'configs',
                   'panoptic-segformer_r18-tiny_toy-panoptic.py')
 M2F_CONFIG = osp.join(PROJECT, 'configs',
                       'mask2former_r18-tiny_toy-panoptic.py')
-
-
-def _load(name):
-    if PROJECT not in sys.path:
-        sys.path.insert(0, PROJECT)
-    spec = importlib.util.spec_from_file_location(
-        f'toy_{name}', osp.join(PROJECT, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _pretrain():
-    return _load('pretrain_backbone')
 
 
 @pytest.fixture(scope='module')
@@ -45,9 +30,8 @@ def _centroid(mask):
 
 
 def test_crops_centre_or_fit_the_thing(toy_root):
-    pretrain = _pretrain()
-    native = pretrain.ThingCrops(toy_root, crop_size=48)
-    fit = pretrain.ThingCrops(toy_root, crop_size=48, scale='fit')
+    native = thing_crops.ThingCrops(toy_root, crop_size=48)
+    fit = thing_crops.ThingCrops(toy_root, crop_size=48, scale='fit')
     assert len(native.anns) == len(fit.anns) > 0
     for i in range(len(native.anns)):
         img, mask, label = native[i]
@@ -70,11 +54,10 @@ def test_crops_centre_or_fit_the_thing(toy_root):
 
 
 def test_mask_pooling_matches_a_naive_loop():
-    pretrain = _pretrain()
     torch.manual_seed(0)
     feats = [torch.randn(2, 4, 8, 8), torch.randn(2, 6, 4, 4)]
     masks = (torch.rand(2, 1, 16, 16) > 0.5).float()
-    out = pretrain.pooled_features(feats, masks, 'mask')
+    out = thing_crops.pooled_features(feats, masks, 'mask')
     assert out.shape == (2, 10)
     for b in range(2):
         expected = []
@@ -84,7 +67,7 @@ def test_mask_pooling_matches_a_naive_loop():
                 1, size, size).mean(dim=(-1, -2))
             expected.append((feat[b] * weight).sum((1, 2)) / weight.sum())
         assert torch.allclose(out[b], torch.cat(expected), atol=1e-5)
-    mean = pretrain.pooled_features(feats, masks, 'mean')
+    mean = thing_crops.pooled_features(feats, masks, 'mean')
     assert torch.allclose(mean, feats[-1].mean(dim=(2, 3)))
 
 
@@ -96,7 +79,7 @@ def test_weights_train_save_and_load_into_both_toy_detectors(
 
     import panseg_plugin  # noqa: F401
     out = str(tmp_path / 'pre' / 'backbone.pth')
-    result = _pretrain().pretrain_backbone(
+    result = pretrain.pretrain_backbone(
         toy_root, out, CONFIG, iters=2, batch_size=4, held_out=4,
         log_interval=1, meta=dict(tag=1))
     assert [step for step, _ in result['curve']] == [1, 2]
@@ -120,51 +103,62 @@ def test_weights_train_save_and_load_into_both_toy_detectors(
 def test_quickstart_reuses_matching_weights_and_redoes_stale_ones(
         toy_root, tmp_path, capsys):
     from mmengine.config import Config
-    quickstart = _load('quickstart')
     args = argparse.Namespace(data_root=toy_root, pretrain_iters=2, seed=0)
     out = str(tmp_path / 'backbone.pth')
     cfg = Config.fromfile(CONFIG)
-    assert quickstart.prepare_backbone(cfg, args, out) == out
+    assert experiment.prepare_backbone(cfg, args, out) == out
     assert cfg.model.backbone.init_cfg.checkpoint == out
     first = osp.getmtime(out)
     assert 'held-out accuracy' in capsys.readouterr().out
 
     # same data and settings: reused, also by Mask2Former's config
     cfg = Config.fromfile(M2F_CONFIG)
-    quickstart.prepare_backbone(cfg, args, out)
+    experiment.prepare_backbone(cfg, args, out)
     assert 'reused' in capsys.readouterr().out
     assert osp.getmtime(out) == first
     assert cfg.model.backbone.init_cfg.checkpoint == out
 
     # other settings: pretrained again
     args.pretrain_iters = 3
-    quickstart.prepare_backbone(Config.fromfile(CONFIG), args, out)
+    experiment.prepare_backbone(Config.fromfile(CONFIG), args, out)
     assert 'held-out accuracy' in capsys.readouterr().out
     assert torch.load(out)['meta']['iters'] == 3
 
     # an unreadable file is replaced, with a message
     with open(out, 'wb') as f:
         f.write(b'not a checkpoint')
-    quickstart.prepare_backbone(Config.fromfile(CONFIG), args, out)
+    experiment.prepare_backbone(Config.fromfile(CONFIG), args, out)
     assert 'cannot read' in capsys.readouterr().out
     assert torch.load(out)['meta']['iters'] == 3
 
     # 0 steps: from scratch, nothing to load
     args.pretrain_iters = 0
     cfg = Config.fromfile(CONFIG)
-    assert quickstart.prepare_backbone(cfg, args, out) is None
+    assert experiment.prepare_backbone(cfg, args, out) is None
     assert cfg.model.backbone.init_cfg is None
 
 
 def test_bad_arguments_name_the_fix(tmp_path, toy_root):
-    pretrain = _pretrain()
     with pytest.raises(FileNotFoundError, match='make_toy_panoptic'):
-        pretrain.ThingCrops(str(tmp_path))
+        thing_crops.ThingCrops(str(tmp_path))
     with pytest.raises(ValueError, match='fit or native'):
-        pretrain.ThingCrops(toy_root, scale='zoom')
+        thing_crops.ThingCrops(toy_root, scale='zoom')
     # a data set of stuff only: nothing to pretrain on, and the way out
     stuff_only = str(tmp_path / 'stuff_only')
     make_toy_panoptic(stuff_only, num_train=3, num_val=1, img_size=64,
                       stuff_only_ratio=1.0)
     with pytest.raises(ValueError, match='--pretrain-iters 0'):
-        pretrain.ThingCrops(stuff_only)
+        thing_crops.ThingCrops(stuff_only)
+
+
+def test_command_line_writes_the_backbone(toy_root, tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location(
+        'toy_pretrain_cli', osp.join(PROJECT, 'pretrain_backbone.py'))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    out = tmp_path / 'b.pth'
+    result = cli.main(['--data-root', toy_root, '--out', str(out),
+                       '--iters', '1', '--log-interval', '1'])
+    assert [step for step, _ in result['curve']] == [1]
+    assert f'written: {out}' in capsys.readouterr().out
+    assert torch.load(out)['meta']['iters'] == 1

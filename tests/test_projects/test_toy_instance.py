@@ -5,8 +5,8 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from panseg_plugin.datasets import make_toy_panoptic
 from panseg_plugin.testing import tiny_panoptic_segformer_cfg
+from toy_panoptic import make_toy_panoptic
 
 CONFIG = osp.join(osp.dirname(__file__), '..', '..', 'projects',
                   'toy_panoptic', 'configs',

@@ -27,14 +27,15 @@ def test_short_quickstart_learns_and_reports(tmp_path):
                 'SQ_st', 'RQ_st'):
         assert f'coco_panoptic/{key}' in metrics
     assert 'coco/segm_mAP' in metrics
+    assert 0 <= metrics['sem_seg/mIoU'] <= 100  # semantic output
 
     losses = [loss for _, loss in summary['learning_curve']]
     assert len(losses) >= 4
     assert losses[-1] < losses[0]
 
-    # two rows of image | ground truth | prediction, 96 px each
+    # two rows of image | ground truth | prediction, 96 px each, drawn 4x
     picture = mmcv.imread(summary['picture'])
-    assert picture.shape == (2 * 96, 3 * 96, 3)
+    assert picture.shape == (2 * 4 * 96, 3 * 4 * 96, 3)
     assert osp.isfile(osp.join(tmp_path, 'work', 'quickstart',
                                'summary.json'))
     # the backbone started from the weights pretrained on thing crops

@@ -39,9 +39,36 @@ def tool():
     return _load_tool()
 
 
-def test_class_counts_of_panoptic_and_detection_configs(tool):
-    assert tool.class_counts(tiny_panoptic_segformer_cfg()) == (3, 2)
-    assert tool.class_counts(tool.load_config(DDETR).model) == (80, 0)
+def tiny_ddetr_cfg(tool):
+    """mmdet's Deformable DETR config, shrunk: ResNet-18 with 16 base
+    channels, 1 encoder and 1 decoder layer, 10 queries."""
+    return tool.load_config(DDETR, {
+        'model.backbone.depth': 18,
+        'model.backbone.base_channels': 16,
+        'model.neck.in_channels': [32, 64, 128],
+        'model.encoder.num_layers': 1,
+        'model.decoder.num_layers': 1,
+        'model.num_queries': 10,
+    })
+
+
+def test_class_counts_asked_from_the_built_models(tool):
+    ours = tool.build_model(Config(dict(model=tiny_panoptic_segformer_cfg())))
+    assert tool.class_counts(ours) == (3, 2)
+    ddetr = tool.build_model(tiny_ddetr_cfg(tool))
+    assert tool.class_counts(ddetr) == (80, 0)
+
+
+def test_peak_memory_measures_an_allocation(tool):
+    def step():
+        block = torch.ones(64, 2**20, dtype=torch.uint8)  # 64 MiB, written
+        step.total = block.numel()
+
+    peak, method = tool.peak_memory(step, 'cpu')
+    assert step.total == 64 * 2**20
+    assert method.startswith('cpu')
+    if 'before the step' in method:  # Linux /proc: the allocation is seen
+        assert 60 * 2**20 < peak < 100 * 2**20
 
 
 def test_synthetic_sample_ground_truth(tool):
@@ -58,17 +85,7 @@ def test_synthetic_sample_ground_truth(tool):
 def test_benchmark_tiny_ours_vs_tiny_deformable_detr(tool, tmp_path, capsys):
     ours = tmp_path / 'tiny_ours.py'
     Config(dict(model=tiny_panoptic_segformer_cfg())).dump(str(ours))
-    # mmdet's Deformable DETR config, shrunk: ResNet-18 with 16 base
-    # channels, 1 encoder and 1 decoder layer, 10 queries
-    baseline = tool.load_config(DDETR)
-    baseline.merge_from_dict({
-        'model.backbone.depth': 18,
-        'model.backbone.base_channels': 16,
-        'model.neck.in_channels': [32, 64, 128],
-        'model.encoder.num_layers': 1,
-        'model.decoder.num_layers': 1,
-        'model.num_queries': 10,
-    })
+    baseline = tiny_ddetr_cfg(tool)
     baseline_path = tmp_path / 'tiny_ddetr.py'
     baseline.dump(str(baseline_path))
 
@@ -110,3 +127,16 @@ def test_benchmark_skip_train_has_latency_only(tool):
     assert results['a']['params'] == results['b']['params'] > 0
     table = tool.format_table(results)
     assert 'train' not in table
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec('onnxruntime') is None
+    or importlib.util.find_spec('onnx') is None,
+    reason='onnx / onnxruntime not installed (requirements/optional.txt)')
+def test_onnx_latency_of_the_tiny_model(tool):
+    cfg = Config(dict(model=tiny_panoptic_segformer_cfg()))
+    onnx = tool.onnx_latency(cfg, (64, 96), warmup=0, runs=1, seed=0)
+    assert onnx['pytorch_ms'] > 0 and onnx['onnxruntime_ms'] > 0
+    assert onnx['speedup'] == pytest.approx(
+        onnx['pytorch_ms'] / onnx['onnxruntime_ms'], rel=1e-3)
+    assert onnx['max_abs'] < 1e-4

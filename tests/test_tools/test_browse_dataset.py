@@ -9,7 +9,7 @@ import cv2
 import mmdet
 import pytest
 
-from panseg_plugin.datasets import make_toy_panoptic
+from toy_panoptic import make_toy_panoptic
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 BROWSE = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools',

@@ -21,11 +21,11 @@ import mmdet
 import numpy as np
 import pytest
 import torch
+from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmengine.config import Config
 
-from mmdet.evaluation.functional import INSTANCE_OFFSET
-from panseg_plugin.datasets import TOY_METAINFO, make_toy_panoptic
 from panseg_plugin.testing import untrained_model
+from toy_panoptic import TOY_METAINFO, make_toy_panoptic
 
 REPO_ROOT = osp.join(osp.dirname(__file__), '..', '..')
 TOY_CONFIG = osp.abspath(osp.join(

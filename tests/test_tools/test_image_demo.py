@@ -1,4 +1,5 @@
 """``demo/image_demo.py``: DetInferencer from the command line."""
+import copy
 import importlib.util
 import os
 import os.path as osp
@@ -11,8 +12,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from panseg_plugin.datasets import TOY_METAINFO, make_toy_panoptic
 from panseg_plugin.testing import untrained_model
+from toy_panoptic import TOY_METAINFO, make_toy_panoptic
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 DEMO = osp.join(REPO_ROOT, 'demo', 'image_demo.py')
@@ -41,7 +42,9 @@ def data(tmp_path_factory):
     toy = make_toy_panoptic(str(root / 'toy'), num_train=1, num_val=2,
                             img_size=(72, 56), seed=2)
     cfg = Config.fromfile(TOY_CONFIG)
-    model = untrained_model(cfg)
+    cfg.model.backbone.init_cfg = None  # no pretrained file in the test
+    # a copy: mmdet's DeformableDETR writes into the head config it builds
+    model = untrained_model(copy.deepcopy(cfg))
     ckpt = str(root / 'toy.pth')
     torch.save(dict(state_dict=model.state_dict(),
                     meta=dict(dataset_meta=TOY_METAINFO,

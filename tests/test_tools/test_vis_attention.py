@@ -1,4 +1,5 @@
 """tools/analysis_tools/vis_attention.py and its pure helpers."""
+import copy
 import importlib.util
 from pathlib import Path
 
@@ -10,9 +11,12 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 
 from panseg_plugin.testing import tiny_panoptic_segformer_cfg
-from panseg_plugin.visualization.attention_grid import (
-    GridLayout, cell_shape, column_labels, crop_to_image, grid_layout,
-    normalize_attention, render_attention_grid)
+from panseg_plugin.visualization.attention_grid import (GridLayout, cell_shape,
+                                                        column_labels,
+                                                        crop_to_image,
+                                                        grid_layout,
+                                                        normalize_attention,
+                                                        render_attention_grid)
 
 TOOL = Path(__file__).parents[2] / 'tools' / 'analysis_tools' / \
     'vis_attention.py'
@@ -117,7 +121,8 @@ def test_vis_attention_tool_writes_grid_of_exact_size(tmp_path):
     # 4 feature levels of which the mask decoder uses the first 3
     model_cfg = tiny_panoptic_segformer_cfg(num_levels=4, num_mask_levels=3)
     torch.manual_seed(0)
-    model = MODELS.build(model_cfg)
+    # (mmdet's DeformableDETR writes into the head config it is given)
+    model = MODELS.build(copy.deepcopy(model_cfg))
     model.init_weights()
     classes = ('a', 'b', 'c', 'sky', 'grass')
     ckpt = tmp_path / 'tiny.pth'
@@ -144,3 +149,25 @@ def test_vis_attention_tool_writes_grid_of_exact_size(tmp_path):
     assert written.shape == (header_h + rows * (gap + cell_h),
                              label_w + cols * (gap + cell_w), 3)
     np.testing.assert_array_equal(written[..., ::-1], grid)
+
+
+def test_heat_cells_are_mmengine_draw_featmap():
+    from mmengine.visualization import Visualizer
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    masks = np.zeros((1, 30, 40), dtype=bool)
+    maps = [rng.random((1, 2, 4, 5)).astype(np.float32)]
+    grid = render_attention_grid(image, masks, maps, ['a'], cell_size=40,
+                                 label_w=60, header_h=20, gap=2)
+    layout = grid_layout(1, 1, 2, (30, 40), 60, 20, 2)
+    small = cv2.resize(image, (40, 30), interpolation=cv2.INTER_AREA)
+    dimmed = cv2.cvtColor(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY),
+                          cv2.COLOR_GRAY2RGB)
+    for head in range(2):
+        values = cv2.resize(maps[0][0, head], (40, 30),
+                            interpolation=cv2.INTER_LINEAR)
+        expected = Visualizer.draw_featmap(
+            torch.from_numpy(values)[None], dimmed, channel_reduction=None,
+            topk=0, alpha=0.6)
+        y, x = layout.cell_origin(0, 1 + head)
+        np.testing.assert_array_equal(grid[y:y + 30, x:x + 40], expected)

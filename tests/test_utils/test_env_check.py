@@ -1,33 +1,22 @@
-"""Tests of the import-time environment checks, of checkpoint save/resume on
-torch >= 2.6 (weights_only=True by default) and of the train/test tools."""
-import copy
+"""Tests of the import-time version check and of the train/test tools
+(checkpoint loading: test_checkpoint_safety.py)."""
 import glob
-import itertools
 import json
 import math
 import os
 import os.path as osp
 import pickle
-import shutil
 import subprocess
 import sys
 
 import mmcv
 import pytest
 import torch
-import torch.nn.functional as F
-from mmengine.hooks import Hook
-from mmengine.model import BaseModel
-from mmengine.runner import Runner
-from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
-from torch import nn
 
-import panseg_plugin  # noqa: F401  (patches the checkpoint loader)
-from panseg_plugin.utils.env_check import (_load_trusted_local,
-                                           check_versions)
+import panseg_plugin  # noqa: F401
+from panseg_plugin.utils.env_check import check_versions
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-_RUN_IDS = itertools.count()
 
 
 # --------------------------------------------------------------- versions
@@ -35,11 +24,62 @@ def test_check_versions_accepts_this_environment():
     check_versions()
 
 
-def test_check_versions_rejects_wrong_mmcv(monkeypatch):
-    monkeypatch.setattr(mmcv, '__version__', '2.2.0')
-    with pytest.raises(ImportError, match='mmcv==2.1.0') as info:
+MIM = 'pip install -U openmim && mim install "mmcv>=2.0.0,<2.2.0"'
+VERSION_CASES = [
+    ('mmcv', '1.7.2', '>=2.0.0,<2.2.0', MIM),
+    ('mmcv', '2.2.0', '>=2.0.0,<2.2.0', MIM),
+    ('mmdet', '3.1.0', '>=3.2.0,<3.4.0', 'pip install "mmdet>=3.2.0,<3.4.0"'),
+    ('mmdet', '3.4.0', '>=3.2.0,<3.4.0', 'pip install "mmdet>=3.2.0,<3.4.0"'),
+    ('mmengine', '0.10.2', '>=0.10.3,<1.0.0',
+     'pip install "mmengine>=0.10.3,<1.0.0"'),
+    ('mmengine', '1.0.0', '>=0.10.3,<1.0.0',
+     'pip install "mmengine>=0.10.3,<1.0.0"'),
+    ('torch', '1.13.1', '>=2.0.0', 'https://pytorch.org/get-started/locally/'),
+]
+
+
+@pytest.mark.parametrize('name, version, wanted, command', VERSION_CASES)
+def test_check_versions_names_the_command(monkeypatch, name, version,
+                                          wanted, command):
+    monkeypatch.setattr(sys.modules[name], '__version__', version)
+    with pytest.raises(ImportError) as info:
         check_versions()
-    assert 'mmcv==2.2.0 is installed' in str(info.value)
+    message = str(info.value)
+    assert f'{name}=={version} is installed but {name}{wanted} is ' \
+        'required' in message
+    assert command in message
+    assert len(message.splitlines()) == 2  # only this package is named
+
+
+@pytest.mark.parametrize('version', ['2.0.0', '2.1.0', '2.1.9'])
+def test_check_versions_accepts_the_supported_mmcv(monkeypatch, version):
+    monkeypatch.setattr(mmcv, '__version__', version)
+    check_versions()
+
+
+def test_check_versions_names_setuptools_without_pkg_resources(
+        monkeypatch):
+    # A None entry in sys.modules makes the module count as missing.
+    monkeypatch.setitem(sys.modules, 'pkg_resources', None)
+    with pytest.raises(ImportError,
+                       match=r'pkg_resources is missing .* pip install '
+                       r'"setuptools<82"'):
+        check_versions()
+
+
+def test_import_names_the_command_for_a_too_new_mmdet():
+    """The import itself fails (a fresh interpreter, mmdet's version set
+    before the plugin is imported)."""
+    code = ('import mmdet; mmdet.__version__ = "3.4.0"; '
+            'import panseg_plugin')
+    proc = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout
+    assert 'ImportError: panseg_plugin cannot run with this environment' \
+        in proc.stdout
+    assert 'mmdet==3.4.0 is installed but mmdet>=3.2.0,<3.4.0 is required:' \
+        ' pip install "mmdet>=3.2.0,<3.4.0"' in proc.stdout
 
 
 def test_check_versions_rejects_mmcv_without_ops(monkeypatch):
@@ -47,157 +87,6 @@ def test_check_versions_rejects_mmcv_without_ops(monkeypatch):
     monkeypatch.setitem(sys.modules, 'mmcv._ext', None)
     with pytest.raises(ImportError, match='mmcv._ext is missing'):
         check_versions()
-
-
-# ------------------------------------------------------- checkpoint resume
-class ToyModel(BaseModel):
-    """y = Linear(x); inputs (B, 2), targets (B, 1)."""
-
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(2, 1)
-
-    def forward(self, inputs, targets=None, mode='tensor'):
-        out = self.linear(inputs)  # (B, 1)
-        if mode == 'loss':
-            return dict(loss_mse=F.mse_loss(out, targets))
-        return out
-
-
-class ToyDataset(torch.utils.data.Dataset):
-    """8 samples: inputs (2,), targets (1,) = their sum."""
-
-    def __len__(self):
-        return 8
-
-    def __getitem__(self, idx):
-        inputs = torch.tensor([idx / 8.0, 1.0])
-        return dict(inputs=inputs, targets=inputs.sum(0, keepdim=True))
-
-
-class RecordHook(Hook):
-    """Records the state the loop starts from and the iterations it runs."""
-
-    def __init__(self):
-        self.start_iter = None
-        self.start_optim = None
-        self.start_weights = None
-        self.iters = []
-
-    def before_train(self, runner):
-        self.start_iter = runner.iter
-        self.start_optim = copy.deepcopy(runner.optim_wrapper.state_dict())
-        self.start_weights = copy.deepcopy(runner.model.state_dict())
-
-    def before_train_iter(self, runner, batch_idx, data_batch=None):
-        self.iters.append(runner.iter)
-
-
-def make_runner(work_dir, max_iters=None, **kwargs):
-    """A CPU Runner of :class:`ToyModel`; ``max_iters=None`` builds no
-    training loop. Adam: its ``step`` state counts resumed iterations."""
-    train = {}
-    if max_iters is not None:
-        train = dict(
-            train_dataloader=dict(
-                dataset=ToyDataset(),
-                sampler=dict(type='InfiniteSampler', shuffle=False),
-                collate_fn=dict(type='default_collate'),
-                batch_size=2,
-                num_workers=0),
-            optim_wrapper=dict(optimizer=dict(type='Adam', lr=0.01)),
-            train_cfg=dict(by_epoch=False, max_iters=max_iters))
-    return Runner(
-        model=ToyModel(),
-        work_dir=str(work_dir),
-        default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', interval=2,
-                            by_epoch=False),
-            logger=dict(type='LoggerHook', interval=1)),
-        log_processor=dict(by_epoch=False),
-        randomness=dict(seed=0),
-        default_scope='mmengine',
-        # Runners built in the same second must not share loggers.
-        experiment_name=f'toy{next(_RUN_IDS)}',
-        **train,
-        **kwargs)
-
-
-def adam_steps(optim_state):
-    return sorted(float(s['step']) for s in optim_state['state'].values())
-
-
-def trusted_load(path):
-    return torch.load(path, map_location='cpu', weights_only=False)
-
-
-@pytest.fixture(scope='module')
-def trained_dir(tmp_path_factory):
-    """Work dir of a 4-iteration run with checkpoints at iterations 2, 4."""
-    work_dir = tmp_path_factory.mktemp('toy_train')
-    make_runner(work_dir, max_iters=4).train()
-    return work_dir
-
-
-def test_training_saves_checkpoints(trained_dir):
-    assert {'iter_2.pth', 'iter_4.pth', 'last_checkpoint'} <= set(
-        os.listdir(trained_dir))
-    ckpt = trusted_load(trained_dir / 'iter_4.pth')
-    assert ckpt['meta']['iter'] == 4
-    assert adam_steps(ckpt['optimizer']) == [4.0, 4.0]
-
-
-def test_plain_torch_load_refuses_mmengine_checkpoints(trained_dir):
-    """Why the patch exists: torch>=2.6 loads with weights_only=True."""
-    with pytest.raises(pickle.UnpicklingError, match='weights_only'):
-        torch.load(trained_dir / 'iter_4.pth', map_location='cpu')
-
-
-def test_plugin_replaces_local_loader():
-    assert CheckpointLoader._schemes[''] is _load_trusted_local
-
-
-def test_resume_continues_from_last_checkpoint(trained_dir, tmp_path):
-    work_dir = tmp_path / 'resume'
-    shutil.copytree(trained_dir, work_dir)
-    ckpt = trusted_load(trained_dir / 'iter_4.pth')
-    record = RecordHook()
-    runner = make_runner(
-        work_dir, max_iters=6, resume=True, custom_hooks=[record])
-    runner.train()
-
-    assert record.start_iter == 4
-    assert record.iters == [4, 5]
-    assert runner.iter == 6
-    for name, value in ckpt['state_dict'].items():
-        torch.testing.assert_close(record.start_weights[name], value)
-    assert adam_steps(record.start_optim) == [4.0, 4.0]
-    for key, state in ckpt['optimizer']['state'].items():
-        torch.testing.assert_close(
-            record.start_optim['state'][key]['exp_avg'], state['exp_avg'])
-    assert adam_steps(runner.optim_wrapper.state_dict()) == [6.0, 6.0]
-    assert trusted_load(work_dir / 'iter_6.pth')['meta']['iter'] == 6
-
-
-def test_load_from_loads_weights_only(trained_dir, tmp_path):
-    ckpt = trusted_load(trained_dir / 'iter_2.pth')
-    runner = make_runner(tmp_path, load_from=str(trained_dir / 'iter_2.pth'))
-    runner.load_or_resume()
-    assert runner.iter == 0
-    state = runner.model.state_dict()
-    assert set(state) == set(ckpt['state_dict'])
-    for name, value in ckpt['state_dict'].items():
-        torch.testing.assert_close(state[name], value)
-
-
-def test_resume_fails_without_the_patch(trained_dir, tmp_path, monkeypatch):
-    """With mmengine's own local loader back, the same file cannot load."""
-    schemes = dict(CheckpointLoader._schemes)
-    schemes[''] = load_from_local
-    monkeypatch.setattr(CheckpointLoader, '_schemes', schemes)
-    runner = make_runner(tmp_path)
-    with pytest.raises(pickle.UnpicklingError, match='weights_only'):
-        runner.load_checkpoint(str(trained_dir / 'iter_4.pth'))
 
 
 # ------------------------------------------------------------------- tools

@@ -12,11 +12,11 @@ Measures, in one process on one device, a config's model and the baselines
   regions), its time and peak memory:
     - CUDA: ``torch.cuda.max_memory_allocated`` during the step, absolute
       (weights included), as mmdet logs it and the paper reports it;
-    - CPU (Linux): the peak resident set size during the step minus the
-      resident size before it (``VmHWM`` reset through
-      ``/proc/self/clear_refs``), i.e. what the step adds to the loaded
-      model. Where the reset is refused, the process's lifetime peak is used
-      and the table says so.
+    - CPU: the peak resident set size during the step minus the resident
+      size before it, i.e. what the step adds to the loaded model (Linux:
+      ``VmHWM`` reset through ``/proc/self/clear_refs``); elsewhere, or
+      where the reset is refused, the growth of the process's lifetime peak
+      (a lower bound), and the table says so (:func:`peak_memory`).
 
 Weights are random (``init_weights`` with every ``Pretrained`` init
 removed, nothing is downloaded). The results of random weights differ from a
@@ -27,7 +27,10 @@ the same input size.
 
     python tools/analysis_tools/benchmark.py CONFIG [--shape 800 1216] \\
         [--device cpu] [--warmup 2] [--runs 5] [--skip-train] \\
-        [--baselines CFG ...] [--threads N]
+        [--baselines CFG ...] [--threads N] [--onnx]
+
+``--onnx`` adds the network's latency (no pre- or post-processing) in
+PyTorch and in onnxruntime for the config's model.
 """
 import argparse
 import contextlib
@@ -37,16 +40,18 @@ import gc
 import logging
 import os.path as osp
 import re
-import resource
 import statistics
-import sys
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.logging import MMLogger
+from mmengine.optim import build_optim_wrapper
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+import panseg_plugin  # noqa: F401  (registers the plugin's classes)
+from panseg_plugin.testing import demo_panoptic_batch
+from panseg_plugin.utils.config_helpers import build_model, load_config
 
 DEFAULT_BASELINES = (
     'mmdet::deformable_detr/deformable-detr_r50_16xb2-50e_coco.py',
@@ -75,57 +80,23 @@ def parse_args(argv=None):
                         help='torch CPU threads (default: torch\'s choice); '
                         'on a loaded machine 1 avoids OpenMP spin-waiting')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--onnx', action='store_true',
+                        help='also time the network (no pre- or '
+                        'post-processing) in PyTorch and onnxruntime, CPU '
+                        '(needs onnx and onnxruntime)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override keys of CONFIG (not the baselines)')
     return parser.parse_args(argv)
 
 
-def load_config(path: str) -> Config:
-    """``Config.fromfile``, also for ``package::path`` configs."""
-    if '::' in path:
-        from mmengine.hub import get_config
-        return get_config(path)
-    return Config.fromfile(path)
-
-
-def _strip_pretrained(node) -> None:
-    """Drop every ``init_cfg`` that would download weights (in place)."""
-    if isinstance(node, dict):
-        init_cfg = node.get('init_cfg')
-        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
-            node['init_cfg'] = None
-        for value in node.values():
-            _strip_pretrained(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _strip_pretrained(value)
-
-
-def _find_key(node, key: str):
-    """First value of ``key`` in a nested config, depth-first."""
-    if isinstance(node, dict):
-        if key in node:
-            return node[key]
-        for value in node.values():
-            found = _find_key(value, key)
-            if found is not None:
-                return found
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            found = _find_key(value, key)
-            if found is not None:
-                return found
-    return None
-
-
-def class_counts(model_cfg) -> Tuple[int, int]:
-    """(things, stuff) classes of a model config; detectors without
-    ``num_things_classes`` have ``num_classes`` things and no stuff."""
-    things = _find_key(model_cfg, 'num_things_classes')
-    if things is not None:
-        return int(things), int(_find_key(model_cfg, 'num_stuff_classes')
-                                or 0)
-    return int(_find_key(model_cfg, 'num_classes')), 0
+def class_counts(model) -> Tuple[int, int]:
+    """(things, stuff) classes of a built detector: its panoptic fusion
+    head's (Panoptic SegFormer, Mask2Former, Panoptic FPN), else
+    ``bbox_head.num_classes`` things and no stuff (detectors)."""
+    fusion = getattr(model, 'panoptic_fusion_head', None)
+    if fusion is not None:
+        return fusion.num_things_classes, fusion.num_stuff_classes
+    return model.bbox_head.num_classes, 0
 
 
 def synthetic_sample(shape: Sequence[int], num_things_classes: int,
@@ -133,7 +104,6 @@ def synthetic_sample(shape: Sequence[int], num_things_classes: int,
                      seed: int = 0) -> dict:
     """One image of ``shape`` as the data preprocessor takes it; with
     ground truth (3 rectangles, up to 2 stuff regions) for training."""
-    from panseg_plugin.testing import demo_panoptic_batch
     stuff = tuple(range(num_things_classes,
                         num_things_classes + min(2, num_stuff_classes)))
     batch = demo_panoptic_batch(
@@ -157,29 +127,46 @@ def _status_kb(key: str) -> int:
         return int(re.search(rf'^{key}:\s+(\d+) kB', f.read(), re.M).group(1))
 
 
-def _release_free_memory() -> None:
-    """Return freed heap pages to the OS so that RSS is the live memory."""
+def peak_memory(step: Callable[[], None], device: str) -> Tuple[float, str]:
+    """Run ``step`` and measure the memory it takes at its peak: the one
+    place that knows each platform's probe.
+
+    Returns:
+        tuple[float, str]: Bytes and how they were measured: CUDA
+        ``max_memory_allocated`` during the step (absolute); on the CPU the
+        peak resident size during the step minus the resident size before
+        (Linux ``/proc``); where that is missing, the growth of the
+        process's lifetime peak (``getrusage``, a lower bound).
+    """
     gc.collect()
-    try:
+    if device.startswith('cuda'):
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        step()
+        return (torch.cuda.max_memory_allocated(device),
+                'cuda max_memory_allocated')
+    try:  # glibc: return freed heap pages, so that RSS is the live memory
         ctypes.CDLL('libc.so.6').malloc_trim(0)
     except (OSError, AttributeError):
         pass
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the process's ``VmHWM`` (Linux >= 4.0); False if refused."""
-    try:
+    try:  # Linux >= 4.0: reset the peak resident size (VmHWM)
         with open('/proc/self/clear_refs', 'w') as f:
             f.write('5')
-        return True
+        before = _status_kb('VmRSS')
     except OSError:
-        return False
+        import resource
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        step()
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return (after - before) * 1024, 'cpu growth of the peak RSS (>=)'
+    step()
+    return ((_status_kb('VmHWM') - before) * 1024,
+            'cpu peak RSS - RSS before the step')
 
 
 @contextlib.contextmanager
 def _quiet_mmengine():
     """Silence mmengine's per-parameter init and optimizer messages."""
-    from mmengine.logging import MMLogger
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -187,22 +174,6 @@ def _quiet_mmengine():
         yield
     finally:
         logger.setLevel(level)
-
-
-def build_model(cfg: Config, device: str):
-    """Model of ``cfg`` with random weights, no download, on ``device``."""
-    from mmdet.registry import MODELS
-    from mmengine.registry import init_default_scope
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    model_cfg = copy.deepcopy(cfg.model)
-    _strip_pretrained(model_cfg)
-    if model_cfg.get('data_preprocessor'):
-        # e.g. Mask2Former's fixed 1024x1024 LSJ padding in training
-        model_cfg.data_preprocessor.pop('batch_augments', None)
-    with _quiet_mmengine():
-        model = MODELS.build(model_cfg)
-        model.init_weights()
-    return model.to(device)
 
 
 def measure(cfg: Config, shape: Sequence[int], device: str = 'cpu',
@@ -219,8 +190,12 @@ def measure(cfg: Config, shape: Sequence[int], device: str = 'cpu',
         raise ValueError(f'need runs >= 1 and warmup >= 0, got {runs}, '
                          f'{warmup}')
     torch.manual_seed(seed)
-    model = build_model(cfg, device)
-    things, stuff = class_counts(cfg.model)
+    with _quiet_mmengine():
+        # e.g. Mask2Former's fixed 1024x1024 LSJ padding in training
+        model = build_model(cfg, init_weights=True,
+                            drop_preprocessor_keys=('batch_augments', ))
+    model = model.to(device)
+    things, stuff = class_counts(model)
     result: Dict[str, float] = dict(
         params=sum(p.numel() for p in model.parameters()))
 
@@ -239,44 +214,24 @@ def measure(cfg: Config, shape: Sequence[int], device: str = 'cpu',
     result['fps'] = 1e3 / result['latency_ms']
 
     if train:
-        from mmengine.optim import build_optim_wrapper
         model.train()
         with _quiet_mmengine():
             optim_wrapper = build_optim_wrapper(
                 model,
                 copy.deepcopy(cfg.get('optim_wrapper') or DEFAULT_OPTIM))
         data = synthetic_sample(shape, things, stuff, True, seed)
-        _release_free_memory()
-        cuda = device.startswith('cuda')
-        if cuda:
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(device)
-            method = 'cuda max_memory_allocated'
-        else:
-            rss_before = _status_kb('VmRSS')
-            if _reset_peak_rss():
-                method = 'cpu peak RSS - RSS before the step'
-            else:
-                method = 'cpu lifetime peak RSS - RSS before (approx.)'
-        _sync(device)
-        start = time.perf_counter()
-        model.train_step(data, optim_wrapper)
-        _sync(device)
-        result['train_step_s'] = time.perf_counter() - start
-        if cuda:
-            peak = torch.cuda.max_memory_allocated(device)
-        elif method.startswith('cpu peak'):
-            peak = (_status_kb('VmHWM') - rss_before) * 1024
-        else:
-            peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss -
-                    rss_before) * 1024
+        seconds = []
+
+        def step():
+            _sync(device)
+            start = time.perf_counter()
+            model.train_step(data, optim_wrapper)
+            _sync(device)
+            seconds.append(time.perf_counter() - start)
+
+        peak, result['mem_method'] = peak_memory(step, device)
+        result['train_step_s'] = seconds[0]
         result['train_mem_mb'] = peak / 2**20
-        result['mem_method'] = method
-        del optim_wrapper
-    del model
-    _release_free_memory()
-    if device.startswith('cuda'):
-        torch.cuda.empty_cache()
     return result
 
 
@@ -340,13 +295,11 @@ def _names(paths: Sequence[str], cfgs: Sequence[Config]) -> List[str]:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict]:
     args = parse_args(argv)
-    import panseg_plugin  # noqa: F401
     if args.threads:
         torch.set_num_threads(args.threads)
     paths = [args.config, *args.baselines]
-    cfgs = [load_config(p) for p in paths]
-    if args.cfg_options:
-        cfgs[0].merge_from_dict(args.cfg_options)
+    cfgs = [load_config(paths[0], args.cfg_options)]
+    cfgs += [load_config(p) for p in args.baselines]
     height, width = args.shape
     print(f'device {args.device} ({torch.get_num_threads()} CPU threads), '
           f'torch {torch.__version__}, input 1x3x{height}x{width}, '
@@ -356,7 +309,29 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict]:
                             (height, width), args.device, args.warmup,
                             args.runs, not args.skip_train, args.seed)
     print(format_table(results), flush=True)
+    if args.onnx:
+        onnx = onnx_latency(cfgs[0], (height, width), args.warmup, args.runs,
+                            args.seed)
+        print(f'network only, batch 1, CPU: PyTorch {onnx["pytorch_ms"]:.1f} '
+              f'ms, onnxruntime {onnx["onnxruntime_ms"]:.1f} ms '
+              f'({onnx["speedup"]:.2f}x), max abs difference '
+              f'{onnx["max_abs"]:.2e}', flush=True)
+        results['onnx'] = onnx
     return results
+
+
+def onnx_latency(cfg: Config, shape: Sequence[int], warmup: int, runs: int,
+                 seed: int) -> Dict[str, float]:
+    """``measure_onnx_latency`` of ``tools/deployment`` (loaded by path:
+    the tools are scripts, not a package)."""
+    import importlib.util
+    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                    'deployment', 'panoptic_segformer_onnx.py')
+    spec = importlib.util.spec_from_file_location('panoptic_segformer_onnx',
+                                                  path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.measure_onnx_latency(cfg, shape, warmup, runs, seed=seed)
 
 
 if __name__ == '__main__':

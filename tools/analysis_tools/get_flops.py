@@ -7,17 +7,18 @@ counts as one FLOP, the convention of the paper's Table 1).
     python tools/analysis_tools/get_flops.py CONFIG --shape 800 1200
 """
 import argparse
-import os.path as osp
-import sys
 from functools import partial
 
 import torch
-from mmengine.config import Config, DictAction
+from mmdet.structures import DetDataSample
+from mmengine.analysis import get_model_complexity_info
+from mmengine.config import DictAction
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+import panseg_plugin  # noqa: F401  (registers the plugin's classes)
+from panseg_plugin.utils.config_helpers import build_model, load_config
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Model parameters and FLOPs')
     parser.add_argument('config', help='config file path, or package::path '
                         'of an OpenMMLab config, e.g. mmdet::deformable_detr/'
@@ -28,18 +29,13 @@ def parse_args():
                         help='override config keys, xxx=yyy')
     parser.add_argument('--show-table', action='store_true',
                         help='print the per-module table')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def complexity(cfg, height: int, width: int, show_table: bool = False):
     """Return ``(params, flops, table)`` of ``cfg.model`` on one
     ``height`` x ``width`` image (pretrained weights are not loaded)."""
-    from mmdet.registry import MODELS
-    from mmdet.structures import DetDataSample
-    from mmengine.analysis import get_model_complexity_info
-
-    cfg.model.backbone.init_cfg = None
-    model = MODELS.build(cfg.model).eval()
+    model = build_model(cfg).eval()
     sample = DetDataSample(metainfo=dict(
         img_shape=(height, width), ori_shape=(height, width),
         pad_shape=(height, width), batch_input_shape=(height, width),
@@ -53,20 +49,10 @@ def complexity(cfg, height: int, width: int, show_table: bool = False):
     return info['params'], info['flops'], info.get('out_table', '')
 
 
-def main():
-    args = parse_args()
-    from mmengine.registry import init_default_scope
-
-    import panseg_plugin  # noqa: F401
+def main(argv=None):
+    args = parse_args(argv)
     height, width = (args.shape * 2)[:2]
-    if '::' in args.config:  # e.g. mmdet::deformable_detr/...py
-        from mmengine.hub import get_config
-        cfg = get_config(args.config)
-    else:
-        cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    cfg = load_config(args.config, args.cfg_options)
     params, flops, table = complexity(cfg, height, width, args.show_table)
     if table:
         print(table)
@@ -74,6 +60,7 @@ def main():
           f'Input shape: (3, {height}, {width})\n'
           f'Params: {params / 1e6:.2f}M\nFLOPs: {flops / 1e9:.1f}G\n'
           f'{"=" * 40}')
+    return params, flops
 
 
 if __name__ == '__main__':

@@ -15,16 +15,23 @@ removed); a config without one gets ``LoadImageFromFile`` +
 ``PackDetInputs``. The picture shows the resized image the model saw.
 """
 import argparse
-import os.path as osp
-import sys
 from typing import List, Sequence
 
+import mmcv
 import numpy as np
 import torch
 import torch.nn.functional as F
+from mmcv.transforms import Compose
+from mmdet.registry import DATASETS
 from mmengine.config import DictAction
+from mmengine.runner import load_checkpoint
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+import panseg_plugin  # noqa: F401  (registers the plugin's classes)
+from panseg_plugin.models.utils import split_levels
+from panseg_plugin.utils.config_helpers import build_model, load_config
+from panseg_plugin.visualization.attention_grid import (crop_to_image,
+                                                        normalize_attention,
+                                                        render_attention_grid)
 
 
 def parse_args(argv=None):
@@ -49,19 +56,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def _strip_pretrained(node) -> None:
-    """Drop every ``init_cfg`` that would download weights (in place)."""
-    if isinstance(node, dict):
-        init_cfg = node.get('init_cfg')
-        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
-            node['init_cfg'] = None
-        for value in node.values():
-            _strip_pretrained(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _strip_pretrained(value)
-
-
 def _test_pipeline(cfg) -> list:
     """The config's test pipeline without annotation loading."""
     default = [dict(type='LoadImageFromFile'),
@@ -78,7 +72,6 @@ def _test_pipeline(cfg) -> list:
 def _class_names(cfg, checkpoint: dict, num_classes: int) -> List[str]:
     """From the checkpoint's dataset meta, the config, the dataset class,
     else ``class {i}``."""
-    from mmdet.registry import DATASETS
     meta = (checkpoint.get('meta') or {}).get('dataset_meta') or {}
     classes = meta.get('classes')
     dataset = (cfg.get('test_dataloader') or {}).get('dataset', {})
@@ -106,23 +99,11 @@ def attention_grid_for_image(model, data: dict, class_names: Sequence[str],
         norm (str): See :func:`normalize_attention`.
         cell_size (int): Longer side of one cell.
     """
-    from panseg_plugin.models.utils import split_levels
-    from panseg_plugin.visualization.attention_grid import (
-        crop_to_image, normalize_attention, render_attention_grid)
-
     batch = model.data_preprocessor(
         dict(inputs=[data['inputs']], data_samples=[data['data_samples']]),
         False)
-    neck_shapes = []
-    hook = model.neck.register_forward_hook(
-        lambda module, args, outs: neck_shapes.extend(
-            tuple(o.shape[-2:]) for o in outs))
-    try:
-        with torch.no_grad():
-            outs = model(batch['inputs'], batch['data_samples'],
-                         mode='tensor')
-    finally:
-        hook.remove()
+    with torch.no_grad():
+        outs = model(batch['inputs'], batch['data_samples'], mode='tensor')
     meta = batch['data_samples'][0].metainfo
     pad_hw = tuple(meta['batch_input_shape'])
     img_h, img_w = meta['img_shape'][:2]
@@ -134,12 +115,10 @@ def attention_grid_for_image(model, data: dict, class_names: Sequence[str],
                           mode='bilinear', align_corners=False)[0]
     masks = (masks[:, :img_h, :img_w].sigmoid() > mask_thr).cpu().numpy()
 
-    num_mask_levels = model.bbox_head.num_mask_levels
-    spatial_shapes = torch.tensor(neck_shapes[:num_mask_levels])
     level_maps = [
         normalize_attention(
             crop_to_image(level.cpu().numpy(), pad_hw, (img_h, img_w)), norm)
-        for level in split_levels(outs.attn_maps[0][order], spatial_shapes)
+        for level in split_levels(outs.attn_maps[0][order], outs.mask_shapes)
     ]
     image = data['inputs'][:, :img_h, :img_w].permute(1, 2, 0).numpy()
     image = np.ascontiguousarray(image[..., ::-1])  # BGR -> RGB
@@ -153,23 +132,11 @@ def attention_grid_for_image(model, data: dict, class_names: Sequence[str],
 
 def main(argv=None) -> np.ndarray:
     args = parse_args(argv)
-    import mmcv
-    from mmcv.transforms import Compose
-    from mmdet.registry import MODELS
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
-
-    import panseg_plugin  # noqa: F401
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    _strip_pretrained(cfg.model)
-    model = MODELS.build(cfg.model)
+    cfg = load_config(args.config, args.cfg_options)
+    model = build_model(cfg)
     checkpoint = load_checkpoint(model, args.checkpoint, map_location='cpu')
     model.to(args.device).eval()
-    for name in ('bbox_head', 'neck', 'panoptic_fusion_head'):
+    for name in ('bbox_head', 'panoptic_fusion_head'):
         if not hasattr(model, name):
             raise TypeError(f'{type(model).__name__} has no {name}: '
                             'vis_attention needs a PanopticSegFormer')

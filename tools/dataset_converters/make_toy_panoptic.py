@@ -6,13 +6,33 @@ Example::
         --num-train 3000 --num-val 50 --img-size 128 --seed 0
 
 Running it again with the same arguments keeps the existing files; other
-arguments (or ``--overwrite``) regenerate them. See
-``panseg_plugin/datasets/toy_panoptic.py`` for the layout.
+arguments (or ``--overwrite``) regenerate them. The generator is the toy
+project's (``projects/toy_panoptic/toy_panoptic/generator.py``, which
+describes the layout).
 """
 import argparse
+import importlib.util
+import os.path as osp
+import sys
 import time
 
-from panseg_plugin.datasets.toy_panoptic import make_toy_panoptic
+TOY_PACKAGE = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..',
+                       'projects', 'toy_panoptic', 'toy_panoptic')
+
+
+def import_toy_package():
+    """The toy project's package ``toy_panoptic``: the module of that name
+    if already imported, else imported from its folder by location (the
+    project is not installed, and the import path stays as it is)."""
+    if 'toy_panoptic' in sys.modules:
+        return sys.modules['toy_panoptic']
+    spec = importlib.util.spec_from_file_location(
+        'toy_panoptic', osp.join(TOY_PACKAGE, '__init__.py'),
+        submodule_search_locations=[TOY_PACKAGE])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules['toy_panoptic'] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def parse_args(argv=None):
@@ -51,7 +71,7 @@ def main(argv=None):
     size = args.img_size[0] if len(args.img_size) == 1 else tuple(
         args.img_size)
     start = time.perf_counter()
-    paths = make_toy_panoptic(
+    paths = import_toy_package().make_toy_panoptic(
         args.out_dir,
         num_train=args.num_train,
         num_val=args.num_val,

@@ -1,8 +1,9 @@
 from .loading import (PanopticSegFormerCorruptFileError,
-                      PanopticSegFormerLoadImageFromFile,
-                      PanopticSegFormerLoadPanopticAnnotations)
+                      PanopticSegFormerLoadPanopticAnnotations,
+                      PanopticSegFormerSizeMismatchError, find_corrupt_file)
 
 __all__ = [
-    'PanopticSegFormerCorruptFileError', 'PanopticSegFormerLoadImageFromFile',
-    'PanopticSegFormerLoadPanopticAnnotations'
+    'PanopticSegFormerCorruptFileError',
+    'PanopticSegFormerLoadPanopticAnnotations',
+    'PanopticSegFormerSizeMismatchError', 'find_corrupt_file'
 ]

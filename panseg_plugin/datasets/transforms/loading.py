@@ -1,16 +1,20 @@
 """Loading transforms that turn bad files into clear messages.
 
-mmcv's ``LoadImageFromFile`` asserts ``img is not None`` outside its
-``try`` (a truncated JPEG fails training with a bare ``AssertionError``)
-and mmdet's ``LoadPanopticAnnotations`` decodes the panoptic PNG with
+mmdet's ``LoadPanopticAnnotations`` decodes the panoptic PNG with
 ``flag='color'``, which silently turns a grayscale, RGBA or 16-bit PNG into
-wrong ids and never compares the PNG's size with the image's. The two
-subclasses here keep mmdet's outputs and add:
+wrong ids and never compares the PNG's size with the image's. The subclass
+here keeps mmdet's outputs and adds:
 
-* a file that does not decode raises :class:`PanopticSegFormerCorruptFileError`
-  naming it; ``PanopticSegFormerCocoPanopticDataset`` skips the sample in
-  training (one warning per file) and re-raises in testing;
-* a panoptic PNG must be 8-bit RGB and as large as its image;
+* a PNG that does not decode raises
+  :class:`PanopticSegFormerCorruptFileError` naming it;
+  ``PanopticSegFormerCocoPanopticDataset`` skips the sample in training
+  (one warning per file) and re-raises in testing. Images are loaded by
+  mmcv's own ``LoadImageFromFile``; when it fails, the data set looks for
+  the undecodable file with :func:`find_corrupt_file`;
+* a panoptic PNG must be 8-bit RGB and as large as its image (else
+  :class:`PanopticSegFormerSizeMismatchError`, a ``ValueError`` naming
+  both files; the data set skips such a training sample with one warning
+  and raises in testing);
 * ``segments_info`` ids absent from the PNG are dropped (with their boxes)
   and PNG ids absent from ``segments_info`` are void; both are counted and
   named in one warning per PNG.
@@ -21,7 +25,6 @@ from typing import Hashable, List, Optional
 
 import mmcv
 import numpy as np
-from mmcv.transforms import LoadImageFromFile
 from mmdet.datasets.transforms import LoadPanopticAnnotations
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.mask import BitmapMasks
@@ -46,6 +49,22 @@ class PanopticSegFormerCorruptFileError(OSError):
             f'cannot decode {path}: {reason}. The file is truncated or '
             f'corrupt: replace it, or remove its image from the annotation '
             f'file')
+
+
+class PanopticSegFormerSizeMismatchError(ValueError):
+    """A panoptic PNG whose size is not its image's.
+
+    Args:
+        seg_map_path (str): The PNG.
+        img_path (str, optional): Its image.
+        message (str): The full message, with the fix.
+    """
+
+    def __init__(self, seg_map_path: str, img_path: Optional[str],
+                 message: str) -> None:
+        self.path = seg_map_path
+        self.img_path = img_path
+        super().__init__(message)
 
 
 def warn_once(key: Hashable, message: str) -> bool:
@@ -110,37 +129,25 @@ def decode_panoptic_png(content: bytes, path: str,
     return rgb[..., 0] + 256 * rgb[..., 1] + 256**2 * rgb[..., 2]
 
 
-@TRANSFORMS.register_module()
-class PanopticSegFormerLoadImageFromFile(LoadImageFromFile):
-    """``LoadImageFromFile`` raising :class:`PanopticSegFormerCorruptFileError`
-    for a file that does not decode (mmcv asserts instead).
+def find_corrupt_file(paths, backend_args: Optional[dict] = None
+                      ) -> Optional[PanopticSegFormerCorruptFileError]:
+    """The error of the first existing file of ``paths`` that does not
+    decode, or None when every one that exists decodes.
 
-    Arguments as mmcv's; a missing file still raises (or gives ``None`` with
-    ``ignore_empty=True``), as there.
+    Called only after a sample failed to load, to tell a corrupt file from
+    any other error: mmcv's ``LoadImageFromFile`` reports an undecodable
+    file with a bare ``AssertionError`` (cv2) or the decoder's own error
+    (pillow).
     """
-
-    def transform(self, results: dict) -> Optional[dict]:
-        filename = results['img_path']
+    for path in paths:
+        if not path or not fileio.exists(path, backend_args=backend_args):
+            continue
         try:
-            if self.file_client_args is not None:
-                client = fileio.FileClient.infer_client(
-                    self.file_client_args, filename)
-                content = client.get(filename)
-            else:
-                content = fileio.get(filename,
-                                     backend_args=self.backend_args)
-        except Exception:
-            if self.ignore_empty:
-                return None
-            raise
-        img = _decode(content, filename, self.color_type,
-                      self.imdecode_backend)
-        if self.to_float32:
-            img = img.astype(np.float32)
-        results['img'] = img
-        results['img_shape'] = img.shape[:2]
-        results['ori_shape'] = img.shape[:2]
-        return results
+            _decode(fileio.get(path, backend_args=backend_args), path,
+                    'unchanged', None)
+        except PanopticSegFormerCorruptFileError as err:
+            return err
+    return None
 
 
 @TRANSFORMS.register_module()
@@ -156,7 +163,14 @@ class PanopticSegFormerLoadPanopticAnnotations(LoadPanopticAnnotations):
     ``metainfo``) are void without a warning.
 
     Must follow an image loader (the PNG is checked against ``ori_shape``).
-    Arguments as mmdet's.
+
+    Args:
+        box_from_mask (bool): Take every thing box from its mask (the tight
+            box of its pixels) instead of the annotation file; for files
+            with wrong boxes, e.g. those of mmdet's ``ade20k2coco.py``.
+            Instances with ``bbox_from_mask`` get it either way. Defaults
+            to False.
+        *args, **kwargs: Arguments of mmdet's ``LoadPanopticAnnotations``.
 
     Attributes:
         counts (Counter): In this process, ``dropped_segments`` (listed in
@@ -164,8 +178,10 @@ class PanopticSegFormerLoadPanopticAnnotations(LoadPanopticAnnotations):
             the PNG, absent from ``segments_info``).
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, box_from_mask: bool = False,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.box_from_mask = box_from_mask
         self.counts = Counter()
 
     def transform(self, results: dict) -> dict:
@@ -180,7 +196,25 @@ class PanopticSegFormerLoadPanopticAnnotations(LoadPanopticAnnotations):
             self._load_labels(results)
         if ids is not None:
             self._masks_and_semantic_seg(results, ids)
+            if self.with_bbox:
+                self._boxes_from_masks(results, ids)
         return results
+
+    def _boxes_from_masks(self, results: dict, ids: np.ndarray) -> None:
+        """Replace the boxes of instances with ``bbox_from_mask`` (all with
+        ``box_from_mask``) by the tight boxes of their segments."""
+        things = [s for s in results['segments_info'] if s.get('is_thing')]
+        rows = [k for k, instance in enumerate(results['instances'])
+                if self.box_from_mask or instance.get('bbox_from_mask')]
+        if not rows:
+            return
+        boxes = results['gt_bboxes']
+        boxes = getattr(boxes, 'tensor', boxes)  # box_type=None: an array
+        for k in rows:
+            ys, xs = np.nonzero(ids == things[k]['id'])
+            box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+            boxes[k] = boxes.new_tensor(box) if hasattr(boxes, 'new_tensor') \
+                else box
 
     def _load_ids(self, results: dict) -> np.ndarray:
         """Decode and check the panoptic PNG; ids (H, W) int64."""
@@ -199,7 +233,8 @@ class PanopticSegFormerLoadPanopticAnnotations(LoadPanopticAnnotations):
                 hint = (' The sizes are transposed: the image most likely '
                         'carries an EXIF orientation tag, which the image '
                         'loader applies (color_type="color").')
-            raise ValueError(
+            raise PanopticSegFormerSizeMismatchError(
+                path, results.get('img_path'),
                 f'panoptic PNG {path} is {ids.shape[0]}x{ids.shape[1]} '
                 f'(HxW) but {source} is {expected[0]}x{expected[1]}.{hint} '
                 f'Re-export the image without EXIF orientation or rotate the '

@@ -1,8 +1,5 @@
-from .panoptic_segformer_checkpoint_hook import PanopticSegFormerCheckpointHook
-from .panoptic_segformer_data_check_hook import PanopticSegFormerDataCheckHook
-from .panoptic_segformer_resume_hook import PanopticSegFormerResumeStateHook
+from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .exact_resume_hook import ExactResumeHook
+from .panoptic_data_check_hook import PanopticDataCheckHook
 
-__all__ = [
-    'PanopticSegFormerCheckpointHook', 'PanopticSegFormerDataCheckHook',
-    'PanopticSegFormerResumeStateHook'
-]
+__all__ = ['AtomicCheckpointHook', 'ExactResumeHook', 'PanopticDataCheckHook']

@@ -1,10 +1,11 @@
 """COCO panoptic metric that survives a group (things, stuff) without any
 segment and leaves the predictions it reads unchanged."""
 import logging
-from contextlib import contextmanager
 from typing import Dict, Optional, Tuple
 
 from mmdet.evaluation import CocoPanopticMetric
+from mmdet.evaluation.metrics.coco_panoptic_metric import (
+    parse_pq_results, print_panoptic_table)
 from mmdet.registry import METRICS
 from mmengine.logging import print_log
 
@@ -51,29 +52,28 @@ def empty_group_average(categories: dict, isthing: Optional[bool],
     return {'pq': value, 'sq': value, 'rq': value, 'n': 0}, per_class
 
 
-@contextmanager
-def defined_empty_groups(value: float = 0.0):
-    """Within the block, ``PQStat.pq_average`` returns
-    :func:`empty_group_average` for an empty group instead of raising
-    ``ZeroDivisionError`` (panopticapi #54), and logs a warning naming the
-    group. Other groups are computed by panopticapi unchanged."""
-    original = PQStat.pq_average
+def pq_group_averages(pq_stat, categories: dict,
+                      empty_value: float = 0.0) -> Dict[str, tuple]:
+    """``PQStat.pq_average`` of the groups All, Things and Stuff, with
+    :func:`empty_group_average` for a group without any segment (where
+    panopticapi divides by zero, panopticapi #54).
 
-    def pq_average(self, categories, isthing):
-        if not group_is_empty(self, categories, isthing):
-            return original(self, categories, isthing)
-        print_log(
-            f'Panoptic quality: no ground-truth or predicted segment of '
-            f'group "{GROUP_NAMES[isthing]}"; its PQ, SQ and RQ are reported '
-            f'as {value} (n = 0).',
-            logger='current', level=logging.WARNING)
-        return empty_group_average(categories, isthing, value)
-
-    PQStat.pq_average = pq_average
-    try:
-        yield
-    finally:
-        PQStat.pq_average = original
+    Returns:
+        dict[str, tuple[dict, dict]]: Group name to (averages, per class).
+    """
+    averages = {}
+    for isthing, name in GROUP_NAMES.items():
+        if group_is_empty(pq_stat, categories, isthing):
+            print_log(
+                f'Panoptic quality: no ground-truth or predicted segment of '
+                f'group "{name}"; its PQ, SQ and RQ are reported as '
+                f'{empty_value} (n = 0).',
+                logger='current', level=logging.WARNING)
+            averages[name] = empty_group_average(categories, isthing,
+                                                 empty_value)
+        else:
+            averages[name] = pq_stat.pq_average(categories, isthing=isthing)
+    return averages
 
 
 @METRICS.register_module()
@@ -89,9 +89,11 @@ class PanopticSegFormerCocoPanopticMetric(CocoPanopticMetric):
     on a stuff-only validation set, so evaluation raises
     ``ZeroDivisionError`` at the end of a whole validation run.
 
-    Here such a group reports ``empty_group_value`` (default 0.0) for PQ,
-    SQ and RQ and ``n = 0`` in the printed table, with a warning; the other
-    groups, the per-class results and every other behaviour are mmdet's.
+    Here, in the default evaluation (per-batch statistics, no
+    ``outfile_prefix``), such a group reports ``empty_group_value``
+    (default 0.0) for PQ, SQ and RQ and ``n = 0`` in the printed table, with
+    a warning; the other groups, the per-class results and every other
+    behaviour are mmdet's.
     0.0 rather than NaN, because the metrics are logged as numbers, compared
     by ``CheckpointHook(save_best=...)`` (NaN compares false with
     everything) and averaged by dashboards; ``n = 0`` says the group was
@@ -123,8 +125,41 @@ class PanopticSegFormerCocoPanopticMetric(CocoPanopticMetric):
             dict(pred, pred_panoptic_seg=pan), *args, **kwargs)
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
-        # The division sits in the middle of mmdet's compute_metrics (about
-        # 100 lines for its two modes); patching the one call for the
-        # duration of the computation keeps all of them mmdet's.
-        with defined_empty_groups(self.empty_group_value):
-            return super().compute_metrics(results)
+        """mmdet's computation with defined empty groups.
+
+        By default (no ``outfile_prefix``) mmdet accumulates one ``PQStat``
+        per batch; they are summed and averaged here with
+        :func:`pq_group_averages`, and the table and metric names are
+        mmdet's own functions. With ``outfile_prefix`` (result files kept,
+        or ``format_only``) mmdet's whole computation runs, and an empty
+        group raises a ``ValueError`` that says so.
+        """
+        if self.tmp_dir is None:
+            try:
+                return super().compute_metrics(results)
+            except ZeroDivisionError as err:
+                raise ValueError(
+                    'Panoptic quality of a group (things or stuff) without '
+                    'any ground-truth or predicted segment is undefined; '
+                    'evaluate without outfile_prefix to report it as '
+                    'empty_group_value') from err
+        if self._coco_api is None:
+            names = self.dataset_meta['classes']
+            things = set(self.dataset_meta['thing_classes'])
+            self.categories = {
+                i: dict(id=i, name=name, isthing=int(name in things))
+                for i, name in enumerate(names)
+            }
+        pq_stat = PQStat()
+        for result in results:
+            pq_stat += result
+        averages = pq_group_averages(pq_stat, self.categories,
+                                     self.empty_group_value)
+        pq_results = {name: avg for name, (avg, _) in averages.items()}
+        classwise = None
+        if self.classwise:
+            classwise = dict(
+                zip(self.dataset_meta['classes'],
+                    averages['All'][1].values()))
+        print_panoptic_table(pq_results, classwise, logger='current')
+        return parse_pq_results(pq_results)

@@ -1,3 +1,4 @@
 from .panoptic_segformer import PanopticSegFormer
+from .panoptic_segformer_cvpr22 import PanopticSegFormerCVPR22
 
-__all__ = ['PanopticSegFormer']
+__all__ = ['PanopticSegFormer', 'PanopticSegFormerCVPR22']

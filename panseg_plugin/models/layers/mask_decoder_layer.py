@@ -1,7 +1,7 @@
 """One layer of the Panoptic SegFormer mask decoder."""
 from typing import Optional, Tuple
 
-from mmcv.cnn.bricks.transformer import FFN, MultiheadAttention
+from mmcv.cnn.bricks.transformer import FFN
 from torch import Tensor, nn
 
 from .attention_map_cross_attention import AttentionMapCrossAttention
@@ -11,8 +11,10 @@ class MaskDecoderLayer(nn.Module):
     """DETR-style decoder layer whose cross-attention exposes its map.
 
     Order (post-norm, as DETR): optional self-attention among the queries,
-    cross-attention to the encoder tokens, FFN; each followed by a residual
-    connection and LayerNorm.
+    cross-attention to the encoder tokens, FFN. Each sub-layer returns only
+    its update; the layer adds every residual itself,
+    ``query = norm(query + dropout(sublayer(query)))``, so the three
+    follow one convention that can be read here.
 
     The paper calls the mask decoder "4 vanilla cross-attention layers" and
     takes its settings from DETR; we use DETR's decoder layer (self-attention,
@@ -37,18 +39,21 @@ class MaskDecoderLayer(nn.Module):
         super().__init__()
         self.embed_dims = embed_dims
         self.num_heads = num_heads
-        self.self_attn = MultiheadAttention(
-            embed_dims, num_heads, attn_drop=dropout, proj_drop=dropout,
+        self.self_attn = nn.MultiheadAttention(
+            embed_dims, num_heads, dropout=dropout,
             batch_first=True) if with_self_attn else None
         self.cross_attn = AttentionMapCrossAttention(
-            embed_dims, num_heads, attn_drop=dropout, proj_drop=dropout)
+            embed_dims, num_heads, attn_drop=dropout)
         self.ffn = FFN(
             embed_dims=embed_dims,
             feedforward_channels=feedforward_channels,
-            ffn_drop=dropout)
+            ffn_drop=dropout,
+            add_identity=False)
         num_norms = 3 if with_self_attn else 2
         self.norms = nn.ModuleList(
             nn.LayerNorm(embed_dims) for _ in range(num_norms))
+        self.dropouts = nn.ModuleList(
+            nn.Dropout(dropout) for _ in range(num_norms - 1))
 
     def forward(self,
                 query: Tensor,
@@ -61,7 +66,9 @@ class MaskDecoderLayer(nn.Module):
         Args:
             query (Tensor): (B, N, C) queries.
             memory (Tensor): (B, L, C) encoder tokens.
-            query_pos (Tensor, optional): (B, N, C) query positions.
+            query_pos (Tensor, optional): (B, N, C) query positions, added
+                to the queries and keys of the self-attention and to the
+                queries of the cross-attention.
             memory_pos (Tensor, optional): (B, L, C) token positions.
             memory_mask (Tensor, optional): (B, L) bool, True at padding.
 
@@ -69,15 +76,15 @@ class MaskDecoderLayer(nn.Module):
             tuple[Tensor, Tensor]: Refined queries (B, N, C) and the
             cross-attention logits (B, N, h, L).
         """
-        norms = iter(self.norms)
+        norms, dropouts = iter(self.norms), iter(self.dropouts)
         if self.self_attn is not None:
-            query = self.self_attn(
-                query=query, key=query, value=query, query_pos=query_pos,
-                key_pos=query_pos)
-            query = next(norms)(query)
+            q = query if query_pos is None else query + query_pos
+            attended = self.self_attn(q, q, query, need_weights=False)[0]
+            query = next(norms)(query + next(dropouts)(attended))
         attended, attn_logits = self.cross_attn(
             query, memory, query_pos=query_pos, memory_pos=memory_pos,
             memory_mask=memory_mask)
-        query = next(norms)(query + attended)
-        query = next(norms)(self.ffn(query))
+        query = next(norms)(query + next(dropouts)(attended))
+        # mmcv's FFN applies its own dropout after the second linear layer
+        query = next(norms)(query + self.ffn(query))
         return query, attn_logits

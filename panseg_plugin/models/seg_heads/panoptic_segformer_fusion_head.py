@@ -2,13 +2,15 @@
 
 Turns the last decoder layer's class and mask logits into mmdet's result
 structures: a panoptic map (``pan_results``) merged mask-wise by
-:func:`mask_wise_merge`, and thing instances (``ins_results``) for COCO
-instance segmentation and box AP.
+:func:`mask_wise_merge`, thing instances (``ins_results``) for COCO
+instance segmentation and box AP, and a semantic map (``sem_results``, the
+class of each pixel of the same merged map) for mIoU.
 """
 from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmdet.models.seg_heads.panoptic_fusion_heads import \
     BasePanopticFusionHead
 from mmdet.registry import MODELS
@@ -19,6 +21,64 @@ from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
 from ..utils.mask_wise_merge import mask_wise_merge
+
+# Post-processing keys of other heads' ``test_cfg`` (mmdet's MaskFormer /
+# Mask2Former, DETR) and the fusion-head argument that sets the same thing.
+TEST_CFG_ARGUMENTS = {
+    'object_mask_thr': 'score_thr',
+    'iou_thr': 'overlap_thr (= 1 - iou_thr)',
+    'max_per_image': 'max_per_image',
+    'max_per_img': 'max_per_image',
+    'panoptic_on': 'panoptic_on',
+    'instance_on': 'instance_on',
+    'semantic_on': 'semantic_on',
+    'score_thr': 'score_thr',
+    'mask_thr': 'mask_thr',
+    'filter_low_score': 'score_thr',
+}
+
+
+def refuse_test_cfg(test_cfg: OptConfigType) -> None:
+    """Raise for a non-empty ``model.test_cfg``: Panoptic SegFormer reads
+    its post-processing settings from ``model.panoptic_fusion_head``, and a
+    threshold left in ``test_cfg`` (e.g. from a Mask2Former config) would
+    otherwise be ignored without a word.
+
+    Args:
+        test_cfg (dict, optional): The detector's ``test_cfg``.
+    """
+    if not test_cfg:
+        return
+    hints = [
+        f'{key} -> model.panoptic_fusion_head.'
+        f'{TEST_CFG_ARGUMENTS.get(key, "(no such setting)")}'
+        for key in test_cfg
+    ]
+    raise ValueError(
+        f'model.test_cfg={dict(test_cfg)} is not read by Panoptic '
+        f'SegFormer: set its post-processing in model.panoptic_fusion_head '
+        f'instead ({"; ".join(hints)}) and leave test_cfg=dict()')
+
+
+def semantic_from_panoptic(pan_seg: Tensor, num_classes: int,
+                           void_value: int = 255) -> Tensor:
+    """The class of each pixel of a panoptic map.
+
+    Args:
+        pan_seg (Tensor): Panoptic map of any shape, long, in mmdet's
+            convention (``label + k * INSTANCE_OFFSET`` for things,
+            ``label`` for stuff, ``num_classes`` for void).
+        num_classes (int): Number of thing and stuff classes.
+        void_value (int): Value of void pixels in the output. Defaults to
+            255, the void of mmdet's ground-truth semantic maps.
+
+    Returns:
+        Tensor: Labels in ``[0, num_classes)`` or ``void_value``, long, of
+        the shape of ``pan_seg``.
+    """
+    labels = pan_seg % INSTANCE_OFFSET
+    return torch.where(labels == num_classes,
+                       torch.full_like(labels, void_value), labels)
 
 
 @MODELS.register_module()
@@ -51,10 +111,13 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
             Defaults to 100.
         panoptic_on (bool): Return ``pan_results``. Defaults to True.
         instance_on (bool): Return ``ins_results``. Defaults to True.
-        test_cfg (dict, optional): Accepted for mmdet compatibility; the
-            thresholds above are not read from it. Defaults to None.
-        loss_panoptic (dict, optional): Accepted for mmdet compatibility.
-            Defaults to None.
+        semantic_on (bool): Return ``sem_results``, the class of each pixel
+            of the mask-wise merged panoptic map (the same segments), for
+            a semantic segmentation metric (mIoU). Defaults to False.
+        semantic_void_value (int): Value of ``sem_results`` pixels that no
+            segment covers; must not be a class (checked when
+            ``semantic_on``). Defaults to 255, the void
+            (``ignore_index``) of mmdet's ground-truth semantic maps.
         init_cfg (dict or list[dict], optional): Initialization config.
             Defaults to None.
     """
@@ -70,14 +133,12 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
                  max_per_image: int = 100,
                  panoptic_on: bool = True,
                  instance_on: bool = True,
-                 test_cfg: OptConfigType = None,
-                 loss_panoptic: OptConfigType = None,
+                 semantic_on: bool = False,
+                 semantic_void_value: int = 255,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(
             num_things_classes=num_things_classes,
             num_stuff_classes=num_stuff_classes,
-            test_cfg=test_cfg,
-            loss_panoptic=loss_panoptic,
             init_cfg=init_cfg)
         if mask_score_power < 0:
             raise ValueError('mask_score_power must be >= 0, got '
@@ -90,8 +151,15 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
         self.overlap_thr = overlap_thr
         self.mask_score_power = mask_score_power
         self.max_per_image = max_per_image
+        if semantic_on and 0 <= semantic_void_value < self.num_classes:
+            raise ValueError(
+                f'semantic_void_value={semantic_void_value} is a class '
+                f'label (num_classes={self.num_classes}); choose a value '
+                f'outside [0, {self.num_classes}), e.g. 255')
         self.panoptic_on = panoptic_on
         self.instance_on = instance_on
+        self.semantic_on = semantic_on
+        self.semantic_void_value = semantic_void_value
 
     def loss(self, **kwargs) -> dict:
         """The fusion head has no parameters and no training loss."""
@@ -192,6 +260,23 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
             overlap_thr=self.overlap_thr)
         return PixelData(sem_seg=pan_seg[None])
 
+    def semantic_postprocess(self, pan_results: PixelData) -> PixelData:
+        """Semantic segmentation of one image from its panoptic result.
+
+        Args:
+            pan_results (:obj:`PixelData`): Output of
+                :meth:`panoptic_postprocess`, ``sem_seg`` of shape
+                (1, H, W).
+
+        Returns:
+            :obj:`PixelData`: ``sem_seg`` of shape (1, H, W), long: the
+            label of the segment covering each pixel, or
+            ``semantic_void_value`` where no segment does.
+        """
+        return PixelData(sem_seg=semantic_from_panoptic(
+            pan_results.sem_seg, self.num_classes,
+            self.semantic_void_value))
+
     def instance_postprocess(self, mask_cls: Tensor, mask_pred: Tensor,
                              img_meta: dict, rescale: bool) -> InstanceData:
         """Thing instances of one image: top-k (query, thing class) pairs.
@@ -257,8 +342,7 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
                 mask_cls_results: Tensor,
                 mask_pred_results: Tensor,
                 batch_data_samples: SampleList,
-                rescale: bool = False,
-                **kwargs) -> List[dict]:
+                rescale: bool = False) -> List[dict]:
         """Post-process a batch of predictions.
 
         Args:
@@ -274,8 +358,10 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
 
         Returns:
             list[dict]: One dict per image with ``pan_results``
-            (:obj:`PixelData`) if ``panoptic_on`` and ``ins_results``
-            (:obj:`InstanceData`) if ``instance_on``.
+            (:obj:`PixelData`) if ``panoptic_on``, ``ins_results``
+            (:obj:`InstanceData`) if ``instance_on`` and ``sem_results``
+            (:obj:`PixelData`) if ``semantic_on``; the panoptic merge runs
+            once for both of its results.
         """
         self._check_inputs(mask_cls_results, mask_pred_results,
                            batch_data_samples)
@@ -285,9 +371,14 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
                                                     batch_data_samples):
             img_meta = data_sample.metainfo
             result = dict()
-            if self.panoptic_on:
-                result['pan_results'] = self.panoptic_postprocess(
+            if self.panoptic_on or self.semantic_on:
+                pan_results = self.panoptic_postprocess(
                     mask_cls, mask_pred, img_meta, rescale)
+                if self.panoptic_on:
+                    result['pan_results'] = pan_results
+                if self.semantic_on:
+                    result['sem_results'] = self.semantic_postprocess(
+                        pan_results)
             if self.instance_on:
                 result['ins_results'] = self.instance_postprocess(
                     mask_cls, mask_pred, img_meta, rescale)

@@ -5,37 +5,24 @@
 _base_ = './panoptic-segformer_r18-tiny_toy-panoptic.py'
 
 embed_dims = 64
+num_things_classes = _base_.num_things_classes
+num_stuff_classes = _base_.num_stuff_classes
+num_classes = num_things_classes + num_stuff_classes
 model = dict(
     _delete_=True,
     type='Mask2Former',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_size_divisor=32,
-        pad_mask=True,
-        pad_seg=True,
-        seg_pad_value=255),
-    backbone=dict(
-        type='ResNet',
-        depth=18,
-        base_channels=32,
-        num_stages=4,
-        out_indices=(0, 1, 2, 3),
-        norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=False,
-        style='pytorch',
-        init_cfg=dict(type='Pretrained',
-                      checkpoint={{_base_.pretrained_backbone}})),
+    # the toy Panoptic SegFormer's preprocessing and backbone (with its
+    # pretrained weights), reading one more stage (stride 4)
+    data_preprocessor=_base_.model.data_preprocessor,
+    backbone=dict(_base_.model.backbone, out_indices=(0, 1, 2, 3)),
     panoptic_head=dict(
         type='Mask2FormerHead',
         in_channels=[32, 64, 128, 256],
         strides=[4, 8, 16, 32],
         feat_channels=embed_dims,
         out_channels=embed_dims,
-        num_things_classes=3,
-        num_stuff_classes=3,
+        num_things_classes=num_things_classes,
+        num_stuff_classes=num_stuff_classes,
         num_queries=20,
         num_transformer_feat_level=3,
         pixel_decoder=dict(
@@ -72,7 +59,7 @@ model = dict(
             init_cfg=None),
         loss_cls=dict(
             type='CrossEntropyLoss', use_sigmoid=False, loss_weight=2.0,
-            reduction='mean', class_weight=[1.0] * 6 + [0.1]),
+            reduction='mean', class_weight=[1.0] * num_classes + [0.1]),
         loss_mask=dict(
             type='CrossEntropyLoss', use_sigmoid=True, reduction='mean',
             loss_weight=5.0),
@@ -81,8 +68,8 @@ model = dict(
             reduction='mean', naive_dice=True, eps=1.0, loss_weight=5.0)),
     panoptic_fusion_head=dict(
         type='MaskFormerFusionHead',
-        num_things_classes=3,
-        num_stuff_classes=3,
+        num_things_classes=num_things_classes,
+        num_stuff_classes=num_stuff_classes,
         loss_panoptic=None,
         init_cfg=None),
     train_cfg=dict(
@@ -109,3 +96,8 @@ model = dict(
 # the toy data's checks stay; the class-count hook reads Panoptic
 # SegFormer's head and does not apply here
 custom_hooks = []
+
+# The base config's test-time augmentation is Panoptic SegFormer v1's
+# (PanopticSegFormerTTAModel); this model has none.
+tta_model = None
+tta_pipeline = None

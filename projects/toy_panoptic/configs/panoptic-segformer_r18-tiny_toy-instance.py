@@ -6,9 +6,9 @@ _base_ = './panoptic-segformer_r18-tiny_toy-panoptic.py'
 
 data_root = 'data/toy_panoptic/'
 metainfo = dict(
-    classes=('circle', 'triangle', 'square'),
-    palette=[(220, 20, 60), (0, 160, 60), (250, 170, 30)])
-num_things_classes = 3
+    classes=_base_.metainfo.thing_classes,
+    palette=_base_.metainfo.palette[:len(_base_.metainfo.thing_classes)])
+num_things_classes = len(metainfo['classes'])
 num_stuff_classes = 0
 
 model = dict(
@@ -23,13 +23,13 @@ model = dict(
         instance_on=True))
 
 train_pipeline = [
-    dict(type='PanopticSegFormerLoadImageFromFile'),
+    dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
-    dict(type='PanopticSegFormerLoadImageFromFile'),
+    dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',

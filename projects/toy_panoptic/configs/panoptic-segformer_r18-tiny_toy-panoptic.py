@@ -1,6 +1,7 @@
 # A small Panoptic SegFormer that learns the toy panoptic data set on a
-# 2-core CPU in minutes: ResNet-18 (32 base channels), 64-dim transformer,
-# 3 feature levels (128 px images), 20 queries.
+# 2-core CPU in minutes: the model of configs/_base_ with ResNet-18 (32
+# base channels), a 64-dim transformer, 2 encoder, 2 location-decoder and 2
+# mask-decoder layers, 3 feature levels (128 px images) and 20 queries.
 #
 # As the paper's backbones start from ImageNet, this one starts from weights
 # pretrained for about four minutes to classify crops of the training things
@@ -15,92 +16,61 @@
 # classification weight 2 (loss and matching cost, as Deformable DETR in
 # mmdet) and location weight 1 instead of 5; at inference, mask-wise
 # merging drops segments that are mostly covered already (overlap_thr).
-_base_ = 'mmdet::_base_/default_runtime.py'
-custom_imports = dict(
-    imports=['panseg_plugin'], allow_failed_imports=False)
+# Classes and palette: toy_panoptic/metainfo.py, inherited as a config.
+_base_ = [
+    '../../../configs/_base_/models/panoptic-segformer_r50.py',
+    '../../../configs/_base_/default_runtime.py',
+    '../toy_panoptic/metainfo.py'
+]
 
 data_root = 'data/toy_panoptic/'
-metainfo = dict(
-    classes=('circle', 'triangle', 'square', 'sky', 'ground', 'water'),
-    thing_classes=('circle', 'triangle', 'square'),
-    stuff_classes=('sky', 'ground', 'water'),
-    palette=[(220, 20, 60), (0, 160, 60), (250, 170, 30), (120, 180, 240),
-             (140, 100, 60), (20, 60, 160)])
-num_things_classes = 3
-num_stuff_classes = 3
+num_things_classes = len(_base_.metainfo.thing_classes)
+num_stuff_classes = len(_base_.metainfo.stuff_classes)
+num_queries = 20
 embed_dims = 64
 num_levels = 3
 max_iters = 2400
 pretrained_backbone = 'work_dirs/toy_panoptic/pretrain/r18-tiny_things.pth'
 
-attn = dict(embed_dims=embed_dims, num_heads=4, num_levels=num_levels,
-            num_points=4, batch_first=True)
+attn = dict(embed_dims=embed_dims, num_heads=4, num_levels=num_levels)
 ffn = dict(embed_dims=embed_dims, feedforward_channels=256, ffn_drop=0.0)
 model = dict(
-    type='PanopticSegFormer',
-    num_queries=20,
+    num_queries=num_queries,
     num_feature_levels=num_levels,
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_size_divisor=32,
-        pad_mask=True,
-        pad_seg=True,
-        seg_pad_value=255),
     backbone=dict(
-        type='ResNet',
         depth=18,
         base_channels=32,
-        num_stages=4,
-        out_indices=(1, 2, 3),
-        norm_cfg=dict(type='BN', requires_grad=True),
+        frozen_stages=-1,
+        norm_cfg=dict(requires_grad=True),
         norm_eval=False,
-        style='pytorch',
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained_backbone)),
+        init_cfg=dict(checkpoint=pretrained_backbone)),
     neck=dict(
-        type='ChannelMapper',
         in_channels=[64, 128, 256],
-        kernel_size=1,
         out_channels=embed_dims,
-        act_cfg=None,
-        norm_cfg=dict(type='GN', num_groups=16),
+        norm_cfg=dict(num_groups=16),
         num_outs=num_levels),
-    encoder=dict(num_layers=2, layer_cfg=dict(self_attn_cfg=attn,
-                                              ffn_cfg=ffn)),
+    encoder=dict(
+        num_layers=2, layer_cfg=dict(self_attn_cfg=attn, ffn_cfg=ffn)),
     decoder=dict(
         num_layers=2,
-        return_intermediate=True,
         layer_cfg=dict(
-            self_attn_cfg=dict(embed_dims=embed_dims, num_heads=4,
-                               dropout=0.0, batch_first=True),
+            self_attn_cfg=dict(
+                embed_dims=embed_dims, num_heads=4, dropout=0.0),
             cross_attn_cfg=attn,
-            ffn_cfg=ffn),
-        post_norm_cfg=None),
-    positional_encoding=dict(num_feats=embed_dims // 2, normalize=True,
-                             offset=-0.5),
+            ffn_cfg=ffn)),
+    positional_encoding=dict(num_feats=embed_dims // 2),
     bbox_head=dict(
-        type='PanopticSegFormerHead',
         num_things_classes=num_things_classes,
         num_stuff_classes=num_stuff_classes,
         embed_dims=embed_dims,
-        num_mask_levels=3,
-        mask_decoder=dict(num_layers=2, num_heads=4,
-                          feedforward_channels=256, dropout=0.0),
-        deep_supervision=True,
-        loss_cls=dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0,
-                      alpha=0.25, loss_weight=2.0),
-        loss_mask=dict(type='mmdet.DiceLoss', use_sigmoid=True,
-                       activate=True, naive_dice=False, loss_weight=1.0),
-        loss_loc=dict(type='PanopticSegFormerLocationLoss',
-                      loss_weight=1.0)),
+        mask_decoder=dict(
+            num_layers=2, num_heads=4, feedforward_channels=256,
+            dropout=0.0),
+        loss_cls=dict(loss_weight=2.0),
+        loss_loc=dict(loss_weight=1.0)),
     panoptic_fusion_head=dict(
-        type='PanopticSegFormerFusionHead',
         num_things_classes=num_things_classes,
         num_stuff_classes=num_stuff_classes,
-        score_thr=0.3,
-        mask_thr=0.5,
         # Drop a segment when more than 20% of its mask is already taken
         # (the official code drops things above 0.4 and stuff above 0.2;
         # the paper does not drop). On the toy val split it removes the
@@ -108,24 +78,22 @@ model = dict(
         # same checkpoint (0.1: 35.9, 0.3: 37.7, 0.4: 36.7, 0.8: 35.6).
         overlap_thr=0.2,
         max_per_image=20),
-    train_cfg=dict(assigner=dict(
-        type='PanopticSegFormerAssigner',
-        match_costs=[
+    train_cfg=dict(
+        assigner=dict(match_costs=[
             dict(type='mmdet.FocalLossCost', weight=2.0),
             dict(type='mmdet.DiceCost', weight=1.0, pred_act=True,
                  naive_dice=False)
-        ])),
-    test_cfg=dict())
+        ])))
 
 train_pipeline = [
-    dict(type='PanopticSegFormerLoadImageFromFile'),
+    dict(type='LoadImageFromFile'),
     dict(type='PanopticSegFormerLoadPanopticAnnotations', with_bbox=True,
          with_mask=True, with_seg=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
-    dict(type='PanopticSegFormerLoadImageFromFile'),
+    dict(type='LoadImageFromFile'),
     dict(type='PanopticSegFormerLoadPanopticAnnotations', with_bbox=True,
          with_mask=True, with_seg=True),
     dict(type='PackDetInputs',
@@ -140,7 +108,7 @@ train_dataloader = dict(
     dataset=dict(
         type='PanopticSegFormerCocoPanopticDataset',
         data_root=data_root,
-        metainfo=metainfo,
+        metainfo=_base_.metainfo,
         ann_file='annotations/panoptic_train.json',
         data_prefix=dict(img='train/', seg='annotations/panoptic_train/'),
         filter_cfg=dict(filter_empty_gt=False),
@@ -154,7 +122,7 @@ val_dataloader = dict(
     dataset=dict(
         type='PanopticSegFormerCocoPanopticDataset',
         data_root=data_root,
-        metainfo=metainfo,
+        metainfo=_base_.metainfo,
         ann_file='annotations/panoptic_val.json',
         data_prefix=dict(img='val/', seg='annotations/panoptic_val/'),
         test_mode=True,
@@ -186,17 +154,34 @@ param_scheduler = [
 ]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='PanopticSegFormerCheckpointHook', by_epoch=False,
-                    interval=max_iters, max_keep_ckpts=1))
-custom_hooks = [
-    dict(type='PanopticSegFormerDataCheckHook'),
-    dict(type='PanopticSegFormerResumeStateHook')
-]
+    checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
 env_cfg = dict(cudnn_benchmark=False,
                mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='gloo'))
-visualizer = dict(
-    type='PanopticSegFormerVisualizer',
-    vis_backends=[dict(type='LocalVisBackend')],
-    name='visualizer')
+
+# Test-time augmentation (`tools/test.py CONFIG CKPT --tta`): horizontal flip
+# at three scales, 6 views merged segment by segment by
+# PanopticSegFormerTTAModel (same-class masks of different views with IoU
+# > iou_thr are averaged, scores summed over the number of views, then
+# mask-wise merging with the thresholds of
+# panoptic_fusion_head above).
+tta_model = dict(
+    type='PanopticSegFormerTTAModel', iou_thr=0.5, score_mode='views')
+tta_scales = [(96, 96), (128, 128), (160, 160)]
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale=s, keep_ratio=True)
+             for s in tta_scales],
+            [dict(type='RandomFlip', prob=1.),
+             dict(type='RandomFlip', prob=0.)],
+            [dict(type='PanopticSegFormerLoadPanopticAnnotations',
+                  with_bbox=True, with_mask=True, with_seg=True)],
+            [dict(type='PackDetInputs',
+                  meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                             'scale_factor', 'flip', 'flip_direction'))]
+        ])
+]

@@ -1,3 +1,0 @@
-from .panoptic_segformer_location_loss import PanopticSegFormerLocationLoss
-
-__all__ = ['PanopticSegFormerLocationLoss']
