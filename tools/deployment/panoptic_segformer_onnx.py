@@ -1,10 +1,8 @@
 """ONNX export of Panoptic SegFormer and onnxruntime parity and latency.
 
-Used by ``tools/deployment/pytorch2onnx.py`` and ``demo/onnx_demo.py``;
-importable by other tools (e.g. a latency table) through
-:func:`compare_latency`. ``onnx`` and ``onnxruntime`` are optional
-dependencies (``requirements/optional.txt``): they are imported by the
-functions that need them, never at module level.
+Used by ``tools/deployment/pytorch2onnx.py``, ``demo/onnx_demo.py`` and
+``benchmark.py --onnx``; ``onnx`` and ``onnxruntime`` (optional) are
+imported by the functions that need them, never at module level.
 
 The exported graph is the detector's ``mode='tensor'`` forward from the
 preprocessed (normalised, padded) image to the last mask-decoder layer's
