@@ -22,16 +22,19 @@ def main(argv=None):
     parser.add_argument('--jitter', type=float, default=16.0)
     parser.add_argument('--pool', choices=('mean', 'mask'), default='mask')
     parser.add_argument('--iters', type=int, default=1800)
+    parser.add_argument('--lr', type=float, default=1e-3)
+    parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--crop-size', type=int, default=64)
     parser.add_argument('--log-interval', type=int, default=100)
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
     print(f'thing crops: scale {args.scale}, jitter {args.jitter:g} px, '
-          f'pool {args.pool}, {args.iters} steps of 64 crops')
+          f'pool {args.pool}, {args.iters} steps of {args.batch_size} crops')
     result = pretrain_backbone(
         args.data_root, args.out, args.config, args.scale, args.jitter,
-        args.pool, args.iters, crop_size=args.crop_size,
-        log_interval=args.log_interval, seed=args.seed)
+        args.pool, args.iters, batch_size=args.batch_size, lr=args.lr,
+        crop_size=args.crop_size, log_interval=args.log_interval,
+        seed=args.seed)
     if args.out:
         print(f'written: {osp.abspath(args.out)}')
     return result

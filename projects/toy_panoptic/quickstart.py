@@ -16,6 +16,7 @@
 6. prints the learning curve and where everything was written.
 """
 import argparse
+import inspect
 import json
 import os
 import os.path as osp
@@ -24,7 +25,7 @@ import time
 import mmcv
 import numpy as np
 import torch
-from mmdet.registry import VISUALIZERS
+from mmdet.registry import MODELS, VISUALIZERS
 from mmdet.structures import DetDataSample
 from mmengine.config import DictAction
 from mmengine.dataset import pseudo_collate
@@ -65,7 +66,13 @@ def with_semantic_output(cfg):
     """The quick start also reports mIoU: the fusion head's semantic map
     (``semantic_on``, from the same mask-wise merge) scored by mmdet's
     ``SemSegMetric`` next to PQ. The config itself stays panoptic only
-    (its test-time augmentation has no semantic output)."""
+    (its test-time augmentation has no semantic output). A fusion head
+    without a semantic output (the released architecture's) is left as it
+    is."""
+    init_default_scope('mmdet')
+    fusion_cls = MODELS.get(cfg.model.panoptic_fusion_head.type)
+    if 'semantic_on' not in inspect.signature(fusion_cls).parameters:
+        return cfg
     cfg.model.panoptic_fusion_head.semantic_on = True
     cfg.test_evaluator = list(cfg.test_evaluator) + [
         dict(type='SemSegMetric', iou_metrics=['mIoU'], prefix='sem_seg')
@@ -124,6 +131,7 @@ def main(argv=None):
                              seed=args.seed)
     print('      reused existing files' if info['skipped'] else
           f'      written in {time.time() - start:.1f}s')
+    phases = dict(data_s=time.time() - start)
 
     cfg = with_semantic_output(build_cfg(args))
     print(f'[2/5] backbone pretraining ({args.pretrain_iters} steps on '
@@ -131,20 +139,24 @@ def main(argv=None):
     pretrain_start = time.time()
     backbone = prepare_backbone(
         cfg, args, osp.join(args.work_dir, 'pretrain', 'r18-tiny_things.pth'))
-    pretrain_s = time.time() - pretrain_start
+    phases['pretrain_s'] = time.time() - pretrain_start
     init_default_scope('mmdet')
     runner = Runner.from_cfg(cfg)
     print(f'[3/5] training {cfg.train_cfg.max_iters} iterations on '
           f'{torch.get_num_threads()} CPU threads (log every '
           f'{cfg.default_hooks.logger.interval})')
+    train_start = time.time()
     runner.train()
+    phases['train_s'] = time.time() - train_start
     print('[4/5] evaluation on the validation split')
+    test_start = time.time()
     metrics = runner.test()
     out_dir = osp.join(args.work_dir, 'quickstart')
     os.makedirs(out_dir, exist_ok=True)
     picture = osp.join(out_dir, 'val_predictions.png')
     print(f'[5/5] rendering {args.num_vis} validation images')
     size = render(runner, args.num_vis, picture)
+    phases['test_and_picture_s'] = time.time() - test_start
 
     curve = learning_curve(runner.log_dir)
     summary = dict(
@@ -153,7 +165,8 @@ def main(argv=None):
         picture=picture,
         picture_size=list(size),
         pretrained_backbone=backbone,
-        pretrain_s=round(pretrain_s, 1),
+        pretrain_s=round(phases['pretrain_s'], 1),
+        phases_s={k: round(v, 1) for k, v in phases.items()},
         wall_time_s=round(time.time() - start, 1))
     with open(osp.join(out_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=1)
@@ -181,7 +194,11 @@ def print_report(summary, args, runner):
                                    else [])
         print('  learning curve (iteration: loss): ' + ', '.join(
             f'{step}: {loss:.2f}' for step, loss in points))
-    print(f'  wall time: {summary["wall_time_s"]:.0f}s')
+    phases = summary['phases_s']
+    print(f'  wall time: {summary["wall_time_s"]:.0f}s (data '
+          f'{phases["data_s"]:.0f}s, pretraining {phases["pretrain_s"]:.0f}s,'
+          f' training {phases["train_s"]:.0f}s, test and picture '
+          f'{phases["test_and_picture_s"]:.0f}s)')
     print('Written:')
     print(f'  data set        {osp.abspath(args.data_root)}')
     print(f'  checkpoints     {osp.abspath(args.work_dir)}')

@@ -38,6 +38,11 @@ def test_short_quickstart_learns_and_reports(tmp_path):
     assert picture.shape == (2 * 4 * 96, 3 * 4 * 96, 3)
     assert osp.isfile(osp.join(tmp_path, 'work', 'quickstart',
                                'summary.json'))
+    phases = summary['phases_s']
+    assert set(phases) == {'data_s', 'pretrain_s', 'train_s',
+                           'test_and_picture_s'}
+    assert all(v >= 0 for v in phases.values())
+    assert sum(phases.values()) <= summary['wall_time_s'] + 1
     # the backbone started from the weights pretrained on thing crops
     assert osp.isfile(osp.join(tmp_path, 'work', 'pretrain',
                                'r18-tiny_things.pth'))

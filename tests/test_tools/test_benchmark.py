@@ -96,14 +96,15 @@ def test_benchmark_tiny_ours_vs_tiny_deformable_detr(tool, tmp_path, capsys):
     names = list(results)
     assert names == ['PanopticSegFormer (tiny_ours)',
                      'DeformableDETR (tiny_ddetr)']
-    common = {'params', 'latency_ms', 'fps', 'train_step_s', 'train_mem_mb',
-              'mem_method'}
+    common = {'params', 'latency_ms', 'fps', 'train_step_s', 'train_ips',
+              'train_mem_mb', 'mem_method'}
     assert set(results[names[0]]) == common
     assert set(results[names[1]]) == common | {'latency_ratio', 'mem_ratio'}
     for r in results.values():
         for key in ('params', 'latency_ms', 'fps', 'train_step_s'):
             assert r[key] > 0 and math.isfinite(r[key]), key
         assert r['train_mem_mb'] >= 0
+        assert math.isclose(r['train_ips'], 1.0 / r['train_step_s'])
     assert math.isclose(results[names[0]]['fps'],
                         1e3 / results[names[0]]['latency_ms'])
     assert math.isclose(
@@ -140,3 +141,28 @@ def test_onnx_latency_of_the_tiny_model(tool):
     assert onnx['speedup'] == pytest.approx(
         onnx['pytorch_ms'] / onnx['onnxruntime_ms'], rel=1e-3)
     assert onnx['max_abs'] < 1e-4
+
+
+def test_stages_time_every_stage_and_count_its_flop(tool, capsys):
+    stages = tool._load_tool('benchmark_stages.py')
+    cfg = Config(dict(model=tiny_panoptic_segformer_cfg()))
+    out = stages.report(cfg, (64, 96), runs=1, trained_like=3)
+    assert set(out['times']) == set(stages.STAGES)
+    assert all(ms > 0 for ms in out['times'].values())
+    assert set(out['flops']) == set(stages.STAGES)
+    for name in ('backbone + neck', 'encoder', 'location decoder',
+                 'mask decoder'):
+        assert out['flops'][name] > 0, name
+    assert out['ceiling_gflops'] > 0
+    printed = capsys.readouterr().out
+    assert 'matmul ceiling' in printed and 'mask decoder' in printed
+
+
+def test_trained_like_scores_pass_exactly_k_queries(tool):
+    stages = tool._load_tool('benchmark_stages.py')
+    logits = torch.randn(2, 10, 5)
+    forced = stages._trained_like(logits, 4).sigmoid()
+    passing = (forced > 0.5).sum(-1)
+    assert passing[:, :4].eq(1).all() and passing[:, 4:].eq(0).all()
+    # the passing class is each query's own best class
+    assert torch.equal(forced[:, :4].argmax(-1), logits[:, :4].argmax(-1))

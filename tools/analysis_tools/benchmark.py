@@ -74,6 +74,12 @@ def parse_args(argv=None):
                         help='inference runs discarded')
     parser.add_argument('--runs', type=int, default=5,
                         help='timed inference runs (median reported)')
+    parser.add_argument('--stages', action='store_true',
+                        help='also time our model stage by stage and '
+                        'count its FLOP (benchmark_stages.py)')
+    parser.add_argument('--trained-like', type=int, default=50,
+                        help='with --stages: queries given a passing score '
+                        'before post-processing (random weights keep none)')
     parser.add_argument('--skip-train', action='store_true',
                         help='do not run the training step')
     parser.add_argument('--threads', type=int, default=None,
@@ -178,13 +184,15 @@ def _quiet_mmengine():
 
 def measure(cfg: Config, shape: Sequence[int], device: str = 'cpu',
             warmup: int = 2, runs: int = 5, train: bool = True,
-            seed: int = 0) -> Dict[str, float]:
+            seed: int = 0, train_runs: int = 2) -> Dict[str, float]:
     """Latency and training-step figures of one config.
 
     Returns:
         dict: ``params`` (count), ``latency_ms`` (median), ``fps``
-        (1000 / latency_ms) and, if ``train``, ``train_step_s`` and
-        ``train_mem_mb`` (see the module docstring), ``mem_method``.
+        (1000 / latency_ms) and, if ``train``, ``train_mem_mb`` (the first
+        step, see the module docstring), ``mem_method``, ``train_step_s``
+        (median of ``train_runs`` further steps) and ``train_ips``
+        (images per second of those steps, batch 1).
     """
     if runs < 1 or warmup < 0:
         raise ValueError(f'need runs >= 1 and warmup >= 0, got {runs}, '
@@ -230,8 +238,11 @@ def measure(cfg: Config, shape: Sequence[int], device: str = 'cpu',
             seconds.append(time.perf_counter() - start)
 
         peak, result['mem_method'] = peak_memory(step, device)
-        result['train_step_s'] = seconds[0]
         result['train_mem_mb'] = peak / 2**20
+        for _ in range(train_runs):  # optimizer state allocated: steady
+            step()
+        result['train_step_s'] = statistics.median(seconds[1:] or seconds)
+        result['train_ips'] = 1.0 / result['train_step_s']
     return result
 
 
@@ -260,14 +271,15 @@ def format_table(results: Dict[str, Dict[str, float]]) -> str:
     train = any('train_mem_mb' in r for r in results.values())
     header = ['model', 'params(M)', 'latency(ms)', 'fps']
     if train:
-        header += ['train step(s)', 'train mem(MB)']
+        header += ['train step(s)', 'train img/s', 'train mem(MB)']
     header += ['latency ours/this'] + (['mem ours/this'] if train else [])
     rows = []
     for i, (name, r) in enumerate(results.items()):
         row = [name, f'{r["params"] / 1e6:.2f}', f'{r["latency_ms"]:.1f}',
                f'{r["fps"]:.2f}']
         if train:
-            row += [f'{r["train_step_s"]:.2f}', f'{r["train_mem_mb"]:.0f}']
+            row += [f'{r["train_step_s"]:.2f}', f'{r["train_ips"]:.3f}',
+                    f'{r["train_mem_mb"]:.0f}']
         row += ['1.00' if i == 0 else f'{r["latency_ratio"]:.2f}']
         if train:
             row += ['1.00' if i == 0 else f'{r["mem_ratio"]:.2f}']
@@ -309,6 +321,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict]:
                             (height, width), args.device, args.warmup,
                             args.runs, not args.skip_train, args.seed)
     print(format_table(results), flush=True)
+    if args.stages:
+        results['stages'] = _load_tool('benchmark_stages.py').report(
+            cfgs[0], (height, width), args.device, args.runs,
+            args.trained_like, args.seed)
     if args.onnx:
         onnx = onnx_latency(cfgs[0], (height, width), args.warmup, args.runs,
                             args.seed)
@@ -322,16 +338,21 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict]:
 
 def onnx_latency(cfg: Config, shape: Sequence[int], warmup: int, runs: int,
                  seed: int) -> Dict[str, float]:
-    """``measure_onnx_latency`` of ``tools/deployment`` (loaded by path:
-    the tools are scripts, not a package)."""
+    """``measure_onnx_latency`` of ``tools/deployment``."""
+    module = _load_tool(osp.join('..', 'deployment',
+                                 'panoptic_segformer_onnx.py'))
+    return module.measure_onnx_latency(cfg, shape, warmup, runs, seed=seed)
+
+
+def _load_tool(relative_path: str):
+    """A module of the tools by path (they are scripts, not a package)."""
     import importlib.util
-    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
-                    'deployment', 'panoptic_segformer_onnx.py')
-    spec = importlib.util.spec_from_file_location('panoptic_segformer_onnx',
-                                                  path)
+    path = osp.join(osp.dirname(osp.abspath(__file__)), relative_path)
+    name = osp.splitext(osp.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.measure_onnx_latency(cfg, shape, warmup, runs, seed=seed)
+    return module
 
 
 if __name__ == '__main__':

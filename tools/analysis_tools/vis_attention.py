@@ -102,8 +102,14 @@ def attention_grid_for_image(model, data: dict, class_names: Sequence[str],
     batch = model.data_preprocessor(
         dict(inputs=[data['inputs']], data_samples=[data['data_samples']]),
         False)
-    with torch.no_grad():
-        outs = model(batch['inputs'], batch['data_samples'], mode='tensor')
+    explicit = model.bbox_head.explicit_attention
+    model.bbox_head.explicit_attention = True  # keep the logits
+    try:
+        with torch.no_grad():
+            outs = model(batch['inputs'], batch['data_samples'],
+                         mode='tensor')
+    finally:
+        model.bbox_head.explicit_attention = explicit
     meta = batch['data_samples'][0].metainfo
     pad_hw = tuple(meta['batch_input_shape'])
     img_h, img_w = meta['img_shape'][:2]

@@ -1,22 +1,18 @@
 """Panoptic SegFormer head: location MLP, mask decoder and losses."""
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmcv.cnn import Conv2d
 from mmdet.models.layers import MLP, inverse_sigmoid
-from mmdet.models.utils import multi_apply
 from mmdet.registry import MODELS, TASK_UTILS
-from mmdet.structures import SampleList
-from mmdet.utils import (InstanceList, OptConfigType, OptMultiConfig,
-                         reduce_mean)
+from mmdet.utils import OptConfigType, OptMultiConfig
 from mmengine.model import BaseModule, bias_init_with_prob
-from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from ..layers import MaskDecoder
 from ..seg_heads.panoptic_segformer_fusion_head import refuse_test_cfg
-from ..utils import attention_maps_to_masks, panoptic_targets, valid_cells
+from ..utils import attention_maps_to_masks, query_key_to_masks
+from .panoptic_segformer_loss_mixin import PanopticSegFormerLossMixin
 
 
 class PanopticSegFormerHeadOutputs(NamedTuple):
@@ -29,20 +25,21 @@ class PanopticSegFormerHeadOutputs(NamedTuple):
         mask_preds (Tensor): Mask logits (P, B, N, H_0, W_0) at the stride of
             the first feature level (1/8 of the padded input).
         loc_preds (Tensor): (B, N, 3) predicted (cx, cy, scale) in [0, 1].
-        attn_maps (Tensor): Last mask-decoder layer's attention logits
-            (B, N, h, L) over the tokens of the mask levels.
+        attn_maps (Tensor | None): Last mask-decoder layer's attention
+            logits (B, N, h, L) over the tokens of the mask levels, with
+            ``explicit_attention`` only (None otherwise).
         mask_shapes (Tensor): (K, 2) long, (H_i, W_i) of the K mask levels,
             in the order of the tokens of ``attn_maps``.
     """
     cls_scores: Tensor
     mask_preds: Tensor
     loc_preds: Tensor
-    attn_maps: Tensor
+    attn_maps: Optional[Tensor]
     mask_shapes: Tensor
 
 
 @MODELS.register_module()
-class PanopticSegFormerHead(BaseModule):
+class PanopticSegFormerHead(PanopticSegFormerLossMixin, BaseModule):
     """Mask decoder, classifier and auxiliary location head (sections 3.3-3.5).
 
     Takes the location decoder's last-layer queries, refines them with the
@@ -51,6 +48,15 @@ class PanopticSegFormerHead(BaseModule):
     a mask from each query's attention maps (split per level, upsampled to
     level 0, concatenated, 1x1 conv). An MLP on the location-aware queries
     predicts their centre and scale, supervised by the location loss.
+
+    The masks are computed from the cross-attention's projected queries
+    and keys (:func:`query_key_to_masks`) and its output by torch's
+    ``scaled_dot_product_attention``: the (B, N, h, L) logits of a layer
+    are never held, in training (every deep-supervised layer) or in
+    inference. ``explicit_attention=True`` computes them, builds the masks
+    from them (:func:`attention_maps_to_masks`, the reference path; the
+    same masks to float rounding) and returns the last layer's in
+    ``attn_maps``, for the attention-map tool.
 
     Choices where the paper is silent:
       * Deep supervision: every mask-decoder layer predicts classes and
@@ -94,6 +100,8 @@ class PanopticSegFormerHead(BaseModule):
         mask_loss_upsample (int): Upsampling factor of the matched mask
             logits (and of the ground-truth resolution) in the mask loss;
             1 keeps the 1/8 resolution.
+        explicit_attention (bool): Compute and return the attention logits
+            (see above); an attribute that may be set on a built head.
         loss_cls (dict): Classification loss (focal, weight 1).
         loss_mask (dict): Mask loss (dice, weight 1).
         loss_loc (dict): Location loss (mmdet L1Loss, weight 5).
@@ -118,6 +126,7 @@ class PanopticSegFormerHead(BaseModule):
                  deep_supervision_reduction: str = 'sum',
                  use_memory_pos: bool = False,
                  mask_loss_upsample: int = 2,
+                 explicit_attention: bool = False,
                  loss_cls: OptConfigType = None,
                  loss_mask: OptConfigType = None,
                  loss_loc: OptConfigType = None,
@@ -149,6 +158,7 @@ class PanopticSegFormerHead(BaseModule):
         self.deep_supervision_reduction = deep_supervision_reduction
         self.use_memory_pos = use_memory_pos
         self.mask_loss_upsample = int(mask_loss_upsample)
+        self.explicit_attention = explicit_attention
         self.num_pred_layer = num_pred_layer
 
         decoder_cfg = dict(num_layers=4, embed_dims=embed_dims)
@@ -220,14 +230,15 @@ class PanopticSegFormerHead(BaseModule):
         mask_shapes = spatial_shapes[:self.num_mask_levels]
         num_tokens = int(mask_shapes.prod(1).sum())
         query = hidden_states[-1]
-        queries, attn_maps = self.mask_decoder(
+        queries, terms = self.mask_decoder(
             query,
             memory[:, :num_tokens],
             query_pos=query_pos,
             memory_pos=memory_pos[:, :num_tokens]
             if self.use_memory_pos else None,
             memory_mask=None if memory_mask is None else
-            memory_mask[:, :num_tokens])
+            memory_mask[:, :num_tokens],
+            need_logits=self.explicit_attention)
 
         num_layers = len(queries)
         if self.training and self.deep_supervision:
@@ -235,17 +246,25 @@ class PanopticSegFormerHead(BaseModule):
         else:
             layer_ids = [num_layers - 1]
         cls_scores = [self.cls_branch(queries[i]) for i in layer_ids]
-        mask_preds = [
-            attention_maps_to_masks(attn_maps[i], mask_shapes,
-                                    self.mask_branch.weight,
-                                    self.mask_branch.bias) for i in layer_ids
-        ]
+        mask_preds = [self._masks(terms[i], mask_shapes) for i in layer_ids]
         delta = self.loc_branch(query)
         center = (delta[..., :2] + inverse_sigmoid(references[0])).sigmoid()
         loc_preds = torch.cat([center, delta[..., 2:].sigmoid()], dim=-1)
         return PanopticSegFormerHeadOutputs(
             torch.stack(cls_scores), torch.stack(mask_preds), loc_preds,
-            attn_maps[-1], mask_shapes)
+            terms[-1].logits, mask_shapes)
+
+    def _masks(self, terms, mask_shapes: Tensor) -> Tensor:
+        """Mask logits (B, N, H_0, W_0) of one layer from its
+        :class:`AttentionTerms`: from the logits when they were computed,
+        else from the projected queries (B, N, C) and keys (B, L, C)."""
+        weight, bias = self.mask_branch.weight, self.mask_branch.bias
+        if terms.logits is not None:
+            return attention_maps_to_masks(terms.logits, mask_shapes, weight,
+                                           bias)
+        return query_key_to_masks(terms.query, terms.key, mask_shapes,
+                                  weight, bias, self.mask_decoder.num_heads,
+                                  self.mask_decoder.layers[0].cross_attn.scale)
 
     def predict(self, **head_inputs) -> Tuple[Tensor, Tensor]:
         """Last layer's class logits (B, N, C) and mask logits
@@ -253,149 +272,3 @@ class PanopticSegFormerHead(BaseModule):
         head turns them into results."""
         outs = self(**head_inputs)
         return outs.cls_scores[-1], outs.mask_preds[-1]
-
-    def loss(self, batch_data_samples: SampleList,
-             **head_inputs) -> Dict[str, Tensor]:
-        """Losses of Eq. 3 for a batch.
-
-        Args:
-            batch_data_samples (list[DetDataSample]): Ground truth
-                (``gt_instances``, ``gt_sem_seg``) and meta information.
-            **head_inputs: The inputs of :meth:`forward`.
-
-        Returns:
-            dict[str, Tensor]: See :meth:`loss_by_feat`.
-        """
-        outs = self(**head_inputs)
-        mask_size = outs.mask_preds.shape[-2:]
-        batch_gt_instances = [
-            panoptic_targets(s, self.num_things_classes,
-                             self.num_stuff_classes, mask_size,
-                             self.mask_loss_upsample)
-            for s in batch_data_samples
-        ]
-        batch_img_metas = [s.metainfo for s in batch_data_samples]
-        return self.loss_by_feat(outs.cls_scores, outs.mask_preds,
-                                 outs.loc_preds, batch_gt_instances,
-                                 batch_img_metas)
-
-    def loss_by_feat(self, all_layers_cls_scores: Tensor,
-                     all_layers_mask_preds: Tensor, loc_preds: Tensor,
-                     batch_gt_instances: InstanceList,
-                     batch_img_metas: List[dict]) -> Dict[str, Tensor]:
-        """Class and mask losses of every predicting layer, location loss
-        of the last.
-
-        Args:
-            all_layers_cls_scores (Tensor): (P, B, N, C) class logits.
-            all_layers_mask_preds (Tensor): (P, B, N, H_0, W_0) mask logits.
-            loc_preds (Tensor): (B, N, 3) predicted (cx, cy, scale).
-            batch_gt_instances (list[InstanceData]): Per image, from
-                :func:`panoptic_targets`.
-            batch_img_metas (list[dict]): Per image meta information.
-
-        Returns:
-            dict[str, Tensor]: ``loss_cls``, ``loss_mask`` and ``loss_loc``
-            for the last layer, ``d{i}.loss_cls`` and ``d{i}.loss_mask`` for
-            the earlier ones.
-        """
-        num_layers = all_layers_cls_scores.size(0)
-        losses_cls, losses_mask, assignments = multi_apply(
-            self._loss_by_feat_single, list(all_layers_cls_scores),
-            list(all_layers_mask_preds),
-            [batch_gt_instances] * num_layers,
-            [batch_img_metas] * num_layers)
-        scale = 1.0 / num_layers \
-            if self.deep_supervision_reduction == 'mean' else 1.0
-        losses = dict(loss_cls=losses_cls[-1] * scale,
-                      loss_mask=losses_mask[-1] * scale)
-        for i in range(num_layers - 1):
-            losses[f'd{i}.loss_cls'] = losses_cls[i] * scale
-            losses[f'd{i}.loss_mask'] = losses_mask[i] * scale
-        losses['loss_loc'] = self._loss_location(loc_preds,
-                                                 batch_gt_instances,
-                                                 assignments[-1])
-        return losses
-
-    def _loss_by_feat_single(
-            self, cls_scores: Tensor, mask_preds: Tensor,
-            batch_gt_instances: InstanceList, batch_img_metas: List[dict]
-    ) -> Tuple[Tensor, Tensor, List[Tuple[Tensor, Tensor]]]:
-        """Match and compute the class and mask losses of one layer.
-
-        Matching and mask loss see only the cells that hold pixels of the
-        image (:func:`valid_cells`), not the batch padding.
-
-        Args:
-            cls_scores (Tensor): (B, N, C) class logits.
-            mask_preds (Tensor): (B, N, H_0, W_0) mask logits.
-            batch_gt_instances (list[InstanceData]): Per image targets.
-            batch_img_metas (list[dict]): Per image meta information.
-
-        Returns:
-            tuple: ``loss_cls``, ``loss_mask`` and, per image, the matched
-            (query indices, target indices).
-        """
-        labels = cls_scores.new_full(cls_scores.shape[:2], self.num_classes,
-                                     dtype=torch.long)
-        up = self.mask_loss_upsample
-        assignments, pairs = [], []
-        for b, (target, meta) in enumerate(zip(batch_gt_instances,
-                                               batch_img_metas)):
-            rows, cols = valid_cells(meta['img_shape'],
-                                     meta['batch_input_shape'],
-                                     mask_preds.shape[-2:])
-            preds = InstanceData(
-                scores=cls_scores[b].detach(),
-                masks=mask_preds[b, :, :rows, :cols].detach())
-            gts = InstanceData(labels=target.labels,
-                               masks=target.masks[:, :rows, :cols])
-            result = self.assigner.assign(preds, gts, img_meta=meta)
-            query_ids = torch.nonzero(result.gt_inds > 0).squeeze(1)
-            gt_ids = result.gt_inds[query_ids] - 1
-            labels[b, query_ids] = target.labels[gt_ids]
-            assignments.append((query_ids, gt_ids))
-            pairs.append(
-                (mask_preds[b, query_ids, :rows, :cols],
-                 target.loss_masks[gt_ids, :up * rows, :up * cols]))
-
-        num_pos = sum(len(q) for q, _ in assignments)
-        avg_factor = reduce_mean(cls_scores.new_tensor(
-            float(num_pos))).clamp(min=1.0).item()
-        loss_cls = self.loss_cls(cls_scores.flatten(0, 1), labels.flatten(),
-                                 avg_factor=avg_factor)
-        # keeps the graph connected when nothing is matched
-        loss_mask = mask_preds.sum() * 0.0
-        for preds, gts in pairs:
-            if len(preds) == 0:
-                continue
-            if up > 1:
-                preds = F.interpolate(
-                    preds[:, None], scale_factor=up, mode='bilinear',
-                    align_corners=False)[:, 0]
-            loss_mask = loss_mask + self.loss_mask(
-                preds, gts, avg_factor=avg_factor)
-        return loss_cls, loss_mask, assignments
-
-    def _loss_location(self, loc_preds: Tensor,
-                       batch_gt_instances: InstanceList,
-                       assignments: List[Tuple[Tensor, Tensor]]) -> Tensor:
-        """Eq. 4 over the matched queries of the last mask-decoder layer.
-
-        Args:
-            loc_preds (Tensor): (B, N, 3) predicted (cx, cy, scale).
-            batch_gt_instances (list[InstanceData]): With ``locations``.
-            assignments (list[tuple[Tensor, Tensor]]): Matched query and
-                target indices per image.
-        """
-        preds = torch.cat([
-            loc_preds[b, query_ids]
-            for b, (query_ids, _) in enumerate(assignments)
-        ])
-        gts = torch.cat([
-            target.locations[gt_ids]
-            for target, (_, gt_ids) in zip(batch_gt_instances, assignments)
-        ])
-        avg_factor = reduce_mean(loc_preds.new_tensor(
-            float(preds.size(0)))).clamp(min=1.0).item()
-        return self.loss_loc(preds, gts, avg_factor=avg_factor)

@@ -1,4 +1,5 @@
-from .attention_map_cross_attention import AttentionMapCrossAttention
+from .attention_map_cross_attention import (AttentionMapCrossAttention,
+                                            AttentionTerms)
 from .mask_decoder import MaskDecoder
 from .mask_decoder_layer import MaskDecoderLayer
 from .panoptic_segformer_cvpr22_mask_decoder import (
@@ -12,7 +13,8 @@ from .panoptic_segformer_cvpr22_self_attention import \
     PanopticSegFormerCVPR22SelfAttention
 
 __all__ = [
-    'AttentionMapCrossAttention', 'MaskDecoder', 'MaskDecoderLayer',
+    'AttentionMapCrossAttention', 'AttentionTerms', 'MaskDecoder',
+    'MaskDecoderLayer',
     'PanopticSegFormerCVPR22MaskDecoder',
     'PanopticSegFormerCVPR22MaskDecoderOutputs',
     'PanopticSegFormerCVPR22MaskDecoderLayer',

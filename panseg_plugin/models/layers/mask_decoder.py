@@ -3,6 +3,7 @@ from typing import List, Optional, Tuple
 
 from torch import Tensor, nn
 
+from .attention_map_cross_attention import AttentionTerms
 from .mask_decoder_layer import MaskDecoderLayer
 
 
@@ -10,8 +11,9 @@ class MaskDecoder(nn.Module):
     """A stack of :class:`MaskDecoderLayer` returning every layer's output.
 
     The location-aware queries attend to the encoder tokens of the mask
-    levels (stride 8/16/32). Each layer returns its refined queries and its
-    cross-attention logits; the head turns the logits into masks and the
+    levels (stride 8/16/32). Each layer returns its refined queries and what
+    its cross-attention map is made of (projected queries and keys, the
+    logits on request); the head turns them into masks and the
     queries into class scores (the last layer for inference, every layer for
     deep supervision in training).
 
@@ -49,8 +51,9 @@ class MaskDecoder(nn.Module):
         memory: Tensor,
         query_pos: Optional[Tensor] = None,
         memory_pos: Optional[Tensor] = None,
-        memory_mask: Optional[Tensor] = None
-    ) -> Tuple[List[Tensor], List[Tensor]]:
+        memory_mask: Optional[Tensor] = None,
+        need_logits: bool = False
+    ) -> Tuple[List[Tensor], List[AttentionTerms]]:
         """Run all layers.
 
         Args:
@@ -59,20 +62,24 @@ class MaskDecoder(nn.Module):
             query_pos (Tensor, optional): (B, N, C) query positions.
             memory_pos (Tensor, optional): (B, L, C) token positions.
             memory_mask (Tensor, optional): (B, L) bool, True at padding.
+            need_logits (bool): Compute every layer's attention logits
+                explicitly (reference and visualisation path).
 
         Returns:
-            tuple[list[Tensor], list[Tensor]]: Per layer, the refined queries
-            (B, N, C) and the attention logits (B, N, h, L).
+            tuple[list[Tensor], list[AttentionTerms]]: Per layer, the
+            refined queries (B, N, C) and the cross-attention's queries
+            (B, N, C), keys (B, L, C) and, if ``need_logits``, logits
+            (B, N, h, L).
         """
         if query.size(-1) != self.embed_dims or \
                 memory.size(-1) != self.embed_dims:
             raise ValueError(
                 f'expected {self.embed_dims} channels, got query '
                 f'{tuple(query.shape)} and memory {tuple(memory.shape)}')
-        queries, attn_maps = [], []
+        queries, terms = [], []
         for layer in self.layers:
-            query, attn = layer(query, memory, query_pos, memory_pos,
-                                memory_mask)
+            query, layer_terms = layer(query, memory, query_pos, memory_pos,
+                                       memory_mask, need_logits)
             queries.append(query)
-            attn_maps.append(attn)
-        return queries, attn_maps
+            terms.append(layer_terms)
+        return queries, terms

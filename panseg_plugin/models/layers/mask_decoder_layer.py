@@ -4,7 +4,8 @@ from typing import Optional, Tuple
 from mmcv.cnn.bricks.transformer import FFN
 from torch import Tensor, nn
 
-from .attention_map_cross_attention import AttentionMapCrossAttention
+from .attention_map_cross_attention import (AttentionMapCrossAttention,
+                                            AttentionTerms)
 
 
 class MaskDecoderLayer(nn.Module):
@@ -60,7 +61,9 @@ class MaskDecoderLayer(nn.Module):
                 memory: Tensor,
                 query_pos: Optional[Tensor] = None,
                 memory_pos: Optional[Tensor] = None,
-                memory_mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+                memory_mask: Optional[Tensor] = None,
+                need_logits: bool = False
+                ) -> Tuple[Tensor, AttentionTerms]:
         """Refine the queries once.
 
         Args:
@@ -71,20 +74,23 @@ class MaskDecoderLayer(nn.Module):
                 queries of the cross-attention.
             memory_pos (Tensor, optional): (B, L, C) token positions.
             memory_mask (Tensor, optional): (B, L) bool, True at padding.
+            need_logits (bool): Also compute the cross-attention logits
+                (the reference path of :class:`AttentionMapCrossAttention`).
 
         Returns:
-            tuple[Tensor, Tensor]: Refined queries (B, N, C) and the
-            cross-attention logits (B, N, h, L).
+            tuple[Tensor, AttentionTerms]: Refined queries (B, N, C) and
+            the cross-attention's projected queries (B, N, C) and keys
+            (B, L, C), with its logits (B, N, h, L) if ``need_logits``.
         """
         norms, dropouts = iter(self.norms), iter(self.dropouts)
         if self.self_attn is not None:
             q = query if query_pos is None else query + query_pos
             attended = self.self_attn(q, q, query, need_weights=False)[0]
             query = next(norms)(query + next(dropouts)(attended))
-        attended, attn_logits = self.cross_attn(
+        attended, terms = self.cross_attn(
             query, memory, query_pos=query_pos, memory_pos=memory_pos,
-            memory_mask=memory_mask)
+            memory_mask=memory_mask, need_logits=need_logits)
         query = next(norms)(query + next(dropouts)(attended))
         # mmcv's FFN applies its own dropout after the second linear layer
         query = next(norms)(query + self.ffn(query))
-        return query, attn_logits
+        return query, terms

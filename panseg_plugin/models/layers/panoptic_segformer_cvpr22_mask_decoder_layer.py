@@ -74,8 +74,8 @@ class PanopticSegFormerCVPR22MaskDecoderLayer(nn.Module):
         """
         if self.self_attn is not None:
             query = self.self_attn_norm(query + self.self_attn(query))
-        attended, logits = self.cross_attn(query, memory)
-        mask = self.mask_fusion(logits, spatial_shapes)
+        attended, terms = self.cross_attn(query, memory, need_logits=True)
+        mask = self.mask_fusion(terms.logits, spatial_shapes)
         query = self.cross_attn_norm(query + attended)
         query = self.ffn_norm(self.ffn(query))
         return query, mask

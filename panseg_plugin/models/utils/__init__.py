@@ -1,4 +1,5 @@
-from .attention_maps import attention_maps_to_masks, split_levels
+from .attention_maps import (attention_maps_to_masks, query_key_to_masks,
+                             split_levels)
 from .location_targets import masks_to_center_scale
 from .mask_wise_merge import mask_wise_merge
 from .panoptic_segformer_cvpr22_checkpoint import (convert_official_state_dict,
@@ -8,7 +9,8 @@ from .panoptic_segformer_cvpr22_merge import (cvpr22_mask_scores,
 from .panoptic_targets import panoptic_targets, valid_cells
 
 __all__ = [
-    'attention_maps_to_masks', 'split_levels', 'masks_to_center_scale',
+    'attention_maps_to_masks', 'query_key_to_masks', 'split_levels',
+    'masks_to_center_scale',
     'mask_wise_merge', 'panoptic_targets', 'valid_cells',
     'convert_official_state_dict', 'is_official_state_dict',
     'cvpr22_mask_scores', 'cvpr22_mask_wise_merge'

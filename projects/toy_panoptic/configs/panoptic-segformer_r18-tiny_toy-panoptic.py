@@ -12,10 +12,12 @@
 #
 # The architecture, losses and matching are the paper's; three training
 # settings differ from the COCO recipe, each measured on the toy set (see
-# projects/toy_panoptic/README.md): lr 8e-4 for batch 8,
-# classification weight 2 (loss and matching cost, as Deformable DETR in
-# mmdet) and location weight 1 instead of 5; at inference, mask-wise
-# merging drops segments that are mostly covered already (overlap_thr).
+# projects/toy_panoptic/README.md): lr 1.6e-3 for batch 8 (1300
+# iterations, which the quick start's 10-minute budget allows; the
+# 2400-iteration runs of the README used 8e-4), classification weight 2
+# (loss and matching cost, as Deformable DETR in mmdet) and location
+# weight 1 instead of 5; at inference, mask-wise merging drops segments
+# that are mostly covered already (overlap_thr).
 # Classes and palette: toy_panoptic/metainfo.py, inherited as a config.
 _base_ = [
     '../../../configs/_base_/models/panoptic-segformer_r50.py',
@@ -29,7 +31,7 @@ num_stuff_classes = len(_base_.metainfo.stuff_classes)
 num_queries = 20
 embed_dims = 64
 num_levels = 3
-max_iters = 2400
+max_iters = 1300
 pretrained_backbone = 'work_dirs/toy_panoptic/pretrain/r18-tiny_things.pth'
 
 attn = dict(embed_dims=embed_dims, num_heads=4, num_levels=num_levels)
@@ -140,7 +142,9 @@ test_evaluator = val_evaluator
 
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=8e-4, weight_decay=1e-4),
+    # fused: one kernel for all parameters (optimiser step 12.9 -> 8.3 ms
+    # of a 0.21 s iteration on 2 cores), the same update
+    optimizer=dict(type='AdamW', lr=1.6e-3, weight_decay=1e-4, fused=True),
     clip_grad=dict(max_norm=0.1, norm_type=2))
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)

@@ -74,8 +74,9 @@ def prepare_backbone(cfg, args, out_file):
     with open(osp.join(args.data_root, 'toy_meta.json')) as f:
         settings = dict(data=json.load(f), iters=args.pretrain_iters,
                         seed=args.seed, backbone=cfg.model.backbone.to_dict())
-    # the weights do not depend on which stages the detector reads
-    for key in ('init_cfg', 'out_indices'):
+    # the weights do not depend on which stages the detector reads, or
+    # on which it freezes (pretraining trains them all)
+    for key in ('init_cfg', 'out_indices', 'frozen_stages', 'norm_eval'):
         settings['backbone'].pop(key, None)
     old = {}
     if osp.isfile(out_file):

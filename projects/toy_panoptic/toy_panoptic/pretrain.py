@@ -70,8 +70,15 @@ def pretrain_backbone(data_root, out_file=None, config=DEFAULT_CONFIG,
     cfg = Config.fromfile(config) if isinstance(config, str) else config
     backbone_cfg = cfg.model.backbone.copy()
     backbone_cfg.init_cfg = None
+    # how the detector fine-tunes the backbone is not how it is pretrained
+    if 'frozen_stages' in backbone_cfg:
+        backbone_cfg.frozen_stages = -1
+    if 'norm_eval' in backbone_cfg:
+        backbone_cfg.norm_eval = False
     backbone = MODELS.build(backbone_cfg)
     backbone.init_weights()
+    # NHWC: oneDNN's convolutions run faster on it (5-10% per step here)
+    backbone.to(memory_format=torch.channels_last)
     prep = cfg.model.data_preprocessor
     crops = ThingCrops(data_root, 'train', crop_size, scale, jitter,
                        prep.mean, prep.std, seed)
@@ -91,6 +98,7 @@ def pretrain_backbone(data_root, out_file=None, config=DEFAULT_CONFIG,
     for step in range(1, iters + 1):
         backbone.train()
         imgs, masks, labels = crops.batch(rng.choice(train_ids, batch_size))
+        imgs = imgs.contiguous(memory_format=torch.channels_last)
         logits = head(pooled_features(backbone(imgs), masks, pool))
         loss = F.cross_entropy(logits, labels)
         optimizer.zero_grad()
@@ -111,7 +119,9 @@ def pretrain_backbone(data_root, out_file=None, config=DEFAULT_CONFIG,
         os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
         info = dict(curve=curve, scale=scale, jitter=jitter, pool=pool,
                     iters=iters, **(meta or {}))
-        torch.save(dict(state_dict=backbone.state_dict(), meta=info),
+        state_dict = {k: v.contiguous()
+                      for k, v in backbone.state_dict().items()}
+        torch.save(dict(state_dict=state_dict, meta=info),
                    out_file + '.tmp')
         os.replace(out_file + '.tmp', out_file)
     return dict(curve=curve, held_out_acc=curve[-1][1], seconds=seconds)

@@ -124,3 +124,48 @@ def test_mask2former_test_cfg_is_refused_naming_the_fusion_head_argument():
 def test_unsupported_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         _head(**kwargs)
+
+
+@pytest.mark.parametrize('num_heads,num_levels', [(2, 2), (4, 3), (1, 1)])
+def test_fused_masks_equal_explicit_attention_path(num_heads, num_levels):
+    """The head without the logits (fused attention, masks from queries
+    and keys) gives the explicit path's classes, masks and gradients, in
+    training (every deep-supervised layer) with a padding mask."""
+    torch.manual_seed(0)
+    head = _head(num_mask_levels=num_levels,
+                 mask_decoder=dict(num_layers=2, num_heads=num_heads,
+                                   feedforward_channels=64, dropout=0.0))
+    head.init_weights()
+    head.train()
+    shapes = torch.tensor([(8, 12), (4, 6), (2, 3)][:num_levels] +
+                          [(1, 2)])
+    num_tokens = int(shapes.prod(1).sum())
+    mask = torch.zeros(2, num_tokens, dtype=torch.bool)
+    mask[1, 40:96] = True  # padding tokens of the second image
+    inputs = dict(hidden_states=torch.randn(2, 2, 7, 32),
+                  references=[torch.rand(2, 7, 2)],
+                  query_pos=torch.randn(2, 7, 32),
+                  memory=torch.randn(2, num_tokens, 32, requires_grad=True),
+                  memory_mask=mask,
+                  memory_pos=torch.randn(2, num_tokens, 32),
+                  spatial_shapes=shapes)
+    outs = {}
+    for explicit in (True, False):
+        head.explicit_attention = explicit
+        out = head(**inputs)
+        loss = out.mask_preds.square().mean() + out.cls_scores.mean() + \
+            out.loc_preds.mean()
+        grads = torch.autograd.grad(
+            loss, [inputs['memory']] + list(head.parameters()))
+        outs[explicit] = out, grads
+    (ref, ref_grads), (fused, grads) = outs[True], outs[False]
+    assert ref.attn_maps.shape == (2, 7, num_heads, int(
+        shapes[:num_levels].prod(1).sum()))
+    assert fused.attn_maps is None
+    assert fused.mask_preds.shape == (2, 2, 7, 8, 12)
+    torch.testing.assert_close(fused.mask_preds, ref.mask_preds,
+                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fused.cls_scores, ref.cls_scores,
+                               rtol=1e-4, atol=1e-5)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-3, atol=1e-5)

@@ -89,8 +89,17 @@ def test_tensor_mode_named_outputs():
     assert out.cls_scores.shape == (1, 2, 10, 5)
     assert out.mask_preds.shape == (1, 2, 10, pad_h // 8, pad_w // 8)
     assert out.loc_preds.shape == (2, 10, 3)
-    assert out.attn_maps.shape[:3] == (2, 10, 2)
+    assert out.attn_maps is None  # the logits are not kept by default
     assert ((out.loc_preds >= 0) & (out.loc_preds <= 1)).all()
+    model.bbox_head.explicit_attention = True
+    with torch.no_grad():
+        explicit = model(**data, mode='tensor')
+    num_tokens = int(explicit.mask_shapes.prod(1).sum())
+    assert explicit.attn_maps.shape == (2, 10, 2, num_tokens)
+    torch.testing.assert_close(explicit.mask_preds, out.mask_preds,
+                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(explicit.cls_scores, out.cls_scores,
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_predict_outputs_follow_mmdet_conventions():
