@@ -19,6 +19,7 @@ import os
 import os.path as osp
 import time
 
+from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
@@ -51,6 +52,9 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--models', nargs='+', default=list(MODELS),
                         choices=list(MODELS))
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override keys of both configs, e.g. '
+                        'optim_wrapper.optimizer.lr=8e-4')
     return parser.parse_args(argv)
 
 
