@@ -1,4 +1,4 @@
-"""Multi-head cross-attention that also returns its attention logits."""
+"""Multi-head cross-attention exposing what its attention map is made of."""
 from typing import NamedTuple, Optional, Tuple
 
 import torch
