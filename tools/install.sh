@@ -242,12 +242,18 @@ else
   fi
 fi
 
-echo "[install] mmdet, mmengine, panopticapi, the test tools, this checkout"
 helper constraints > "$CONSTRAINTS"
-SETUPTOOLS=()
-case "$STATE" in *pkg_resources*) SETUPTOOLS=("setuptools<82") ;; esac
-pip_install -r requirements/runtime.txt -r requirements/tests.txt \
-  "${SETUPTOOLS[@]}"
+if [[ "$STATE" == panseg_plugin* && "$STATE" != *"; "* ]]; then
+  # every requirement is met (e.g. a second clone): pip need not resolve
+  # them again
+  echo "[install] this checkout (every requirement is installed)"
+else
+  echo "[install] mmdet, mmengine, panopticapi, the test tools, this checkout"
+  SETUPTOOLS=()
+  case "$STATE" in *pkg_resources*) SETUPTOOLS=("setuptools<82") ;; esac
+  pip_install -r requirements/runtime.txt -r requirements/tests.txt \
+    "${SETUPTOOLS[@]}"
+fi
 pip_install --no-deps -e .
 
 if ! STATE=$(helper missing); then

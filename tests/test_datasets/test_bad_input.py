@@ -25,8 +25,8 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from panseg_plugin.datasets.panoptic_segformer_coco_panoptic import \
     PanopticSegFormerCocoPanopticDataset
-from panseg_plugin.datasets.transforms.loading import \
-    PanopticSegFormerCorruptFileError
+from panseg_plugin.datasets.transforms.loading import (
+    PanopticSegFormerCorruptFileError, segment_ids)
 from panseg_plugin.testing import tiny_panoptic_segformer_cfg
 from toy_panoptic import TOY_METAINFO, make_toy_panoptic
 
@@ -412,3 +412,15 @@ def test_tiny_and_elongated_images_run_inference(tiny_model, shape):
     if 'pred_instances' in result:
         assert result.pred_instances.masks.shape[-2:] == (h, w)
     assert math.isfinite(float(result.pred_panoptic_seg.sem_seg.sum()))
+
+
+@pytest.mark.parametrize('shape', [(0, 0), (1, 1), (5, 7), (64, 48)])
+def test_segment_ids_equal_numpy_unique(shape):
+    rng = np.random.default_rng(0)
+    # blocky maps (runs, as in real PNGs) and pixel noise
+    blocks = rng.integers(0, 2**24, (4, 4))
+    blocky = np.kron(blocks, np.ones((16, 16), np.int64))
+    blocky = blocky[:shape[0], :shape[1]]
+    noise = rng.integers(0, 50, shape)
+    for ids in (blocky, noise, np.zeros(shape, np.int64)):
+        assert np.array_equal(segment_ids(ids), np.unique(ids))

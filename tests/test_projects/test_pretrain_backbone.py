@@ -162,3 +162,17 @@ def test_command_line_writes_the_backbone(toy_root, tmp_path, capsys):
     assert [step for step, _ in result['curve']] == [1]
     assert f'written: {out}' in capsys.readouterr().out
     assert torch.load(out)['meta']['iters'] == 1
+
+
+def test_crop_batch_is_the_stack_of_its_crops(toy_root):
+    # one normalisation for the batch, the same numbers as crop by crop
+    batched = thing_crops.ThingCrops(toy_root, crop_size=32, jitter=4.0)
+    single = thing_crops.ThingCrops(toy_root, crop_size=32, jitter=4.0)
+    ids = [2, 0, 1, 2]
+    imgs, masks, labels = batched.batch(ids)
+    crops = [single[i] for i in ids]
+    assert imgs.shape == (4, 3, 32, 32) and masks.shape == (4, 1, 32, 32)
+    assert imgs.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(imgs, torch.stack([c[0] for c in crops]))
+    assert torch.equal(masks, torch.stack([c[1] for c in crops]))
+    assert labels.tolist() == [c[2] for c in crops]

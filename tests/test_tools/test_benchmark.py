@@ -166,3 +166,40 @@ def test_trained_like_scores_pass_exactly_k_queries(tool):
     assert passing[:, :4].eq(1).all() and passing[:, 4:].eq(0).all()
     # the passing class is each query's own best class
     assert torch.equal(forced[:, :4].argmax(-1), logits[:, :4].argmax(-1))
+
+
+def test_flop_count_includes_the_fused_cpu_attention(tool):
+    stages = tool._load_tool('benchmark_stages.py')
+    q, k, v = torch.randn(2, 4, 10, 8), torch.randn(2, 4, 30, 8), \
+        torch.randn(2, 4, 30, 8)
+    with torch.utils.flop_counter.FlopCounterMode(
+            display=False,
+            custom_mapping=stages.EXTRA_FLOP_FORMULAS) as counter:
+        torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    # two products of 2 x 4 x 10 x 30 x 8 multiply-adds, 2 FLOP each
+    assert counter.get_total_flops() == 2 * 2 * (2 * 4 * 10 * 30 * 8)
+
+
+def test_latency_runs_are_interleaved(tool, monkeypatch):
+    calls = []
+    seconds = iter(range(1, 100))
+
+    def fake_latency(model, shape, device='cpu', seed=0):
+        calls.append(model.tag)
+        return float(next(seconds))
+
+    def fake_build(cfg, device='cpu', seed=0):
+        model = torch.nn.Linear(2, 2)
+        model.tag = cfg.tag
+        return model
+
+    monkeypatch.setattr(tool, 'latency_s', fake_latency)
+    monkeypatch.setattr(tool, 'build', fake_build)
+    configs = [(tag, Config(dict(tag=tag))) for tag in 'ab']
+    results = tool.run_benchmark(configs, (8, 8), warmup=1, runs=3,
+                                 train=False)
+    assert calls == list('ab' * 4)
+    # medians of the runs after the warm-up: a 3, 5, 7 and b 4, 6, 8
+    assert results['a']['latency_ms'] == 5e3
+    assert results['b']['latency_ms'] == 6e3
+    assert results['b']['latency_ratio'] == 5 / 6

@@ -5,7 +5,9 @@ Measures, in one process on one device, a config's model and the baselines
 
 * inference latency: ``model.test_step`` (preprocessing, forward and
   post-processing, no data loading) on one synthetic image of ``--shape``
-  (batch 1), ``--warmup`` runs discarded, the median of ``--runs``;
+  (batch 1), ``--warmup`` runs discarded, the median of ``--runs``; the
+  models' runs interleaved, so that a machine whose speed drifts over
+  minutes shifts them alike;
 * one training step (``model.train_step``: forward, losses, backward and the
   config's optimizer step, the first one, so the optimizer state is
   allocated in it) on a synthetic panoptic sample (3 things, 2 stuff
@@ -182,79 +184,93 @@ def _quiet_mmengine():
         logger.setLevel(level)
 
 
-def measure(cfg: Config, shape: Sequence[int], device: str = 'cpu',
-            warmup: int = 2, runs: int = 5, train: bool = True,
-            seed: int = 0, train_runs: int = 2) -> Dict[str, float]:
-    """Latency and training-step figures of one config.
-
-    Returns:
-        dict: ``params`` (count), ``latency_ms`` (median), ``fps``
-        (1000 / latency_ms) and, if ``train``, ``train_mem_mb`` (the first
-        step, see the module docstring), ``mem_method``, ``train_step_s``
-        (median of ``train_runs`` further steps) and ``train_ips``
-        (images per second of those steps, batch 1).
-    """
-    if runs < 1 or warmup < 0:
-        raise ValueError(f'need runs >= 1 and warmup >= 0, got {runs}, '
-                         f'{warmup}')
+def build(cfg: Config, device: str = 'cpu', seed: int = 0):
+    """The config's model with random weights (``init_weights``, nothing
+    downloaded), on ``device``."""
     torch.manual_seed(seed)
     with _quiet_mmengine():
         # e.g. Mask2Former's fixed 1024x1024 LSJ padding in training
         model = build_model(cfg, init_weights=True,
                             drop_preprocessor_keys=('batch_augments', ))
-    model = model.to(device)
-    things, stuff = class_counts(model)
-    result: Dict[str, float] = dict(
-        params=sum(p.numel() for p in model.parameters()))
+    return model.to(device)
 
+
+def latency_s(model, shape: Sequence[int], device: str = 'cpu',
+              seed: int = 0) -> float:
+    """Seconds of one ``model.test_step`` on a synthetic image."""
     model.eval()
-    times: List[float] = []
+    data = synthetic_sample(shape, *class_counts(model), False, seed)
     with torch.no_grad():
-        for i in range(warmup + runs):
-            data = synthetic_sample(shape, things, stuff, False, seed)
-            _sync(device)
-            start = time.perf_counter()
-            model.test_step(data)
-            _sync(device)
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-    result['latency_ms'] = statistics.median(times) * 1e3
-    result['fps'] = 1e3 / result['latency_ms']
+        _sync(device)
+        start = time.perf_counter()
+        model.test_step(data)
+        _sync(device)
+    return time.perf_counter() - start
 
-    if train:
-        model.train()
-        with _quiet_mmengine():
-            optim_wrapper = build_optim_wrapper(
-                model,
-                copy.deepcopy(cfg.get('optim_wrapper') or DEFAULT_OPTIM))
-        data = synthetic_sample(shape, things, stuff, True, seed)
-        seconds = []
 
-        def step():
-            _sync(device)
-            start = time.perf_counter()
-            model.train_step(data, optim_wrapper)
-            _sync(device)
-            seconds.append(time.perf_counter() - start)
+def train_figures(model, cfg: Config, shape: Sequence[int],
+                  device: str = 'cpu', seed: int = 0,
+                  train_runs: int = 2) -> Dict[str, float]:
+    """``train_mem_mb`` (the first step, see the module docstring),
+    ``mem_method``, ``train_step_s`` (median of ``train_runs`` further
+    steps) and ``train_ips`` (images per second of those steps, batch 1)."""
+    model.train()
+    with _quiet_mmengine():
+        optim_wrapper = build_optim_wrapper(
+            model, copy.deepcopy(cfg.get('optim_wrapper') or DEFAULT_OPTIM))
+    data = synthetic_sample(shape, *class_counts(model), True, seed)
+    seconds = []
 
-        peak, result['mem_method'] = peak_memory(step, device)
-        result['train_mem_mb'] = peak / 2**20
-        for _ in range(train_runs):  # optimizer state allocated: steady
-            step()
-        result['train_step_s'] = statistics.median(seconds[1:] or seconds)
-        result['train_ips'] = 1.0 / result['train_step_s']
-    return result
+    def step():
+        _sync(device)
+        start = time.perf_counter()
+        model.train_step(data, optim_wrapper)
+        _sync(device)
+        seconds.append(time.perf_counter() - start)
+
+    peak, method = peak_memory(step, device)
+    for _ in range(train_runs):  # optimizer state allocated: steady
+        step()
+    step_s = statistics.median(seconds[1:] or seconds)
+    return dict(train_mem_mb=peak / 2**20, mem_method=method,
+                train_step_s=step_s, train_ips=1.0 / step_s)
 
 
 def run_benchmark(configs: Sequence[Tuple[str, Config]],
                   shape: Sequence[int], device: str = 'cpu', warmup: int = 2,
                   runs: int = 5, train: bool = True,
                   seed: int = 0) -> Dict[str, Dict[str, float]]:
-    """:func:`measure` every ``(name, cfg)``; the first is ours, and every
-    other entry gets ``latency_ratio`` and ``mem_ratio`` = ours / theirs."""
+    """Figures of every ``(name, cfg)``; the first is ours, and every other
+    entry gets ``latency_ratio`` and ``mem_ratio`` = ours / theirs.
+
+    All models are built first and their inference runs interleaved (run
+    i of every model, then run i + 1), so that a machine slowing down or
+    speeding up over minutes shifts every model alike and the ratios
+    hold; the median of ``runs`` after ``warmup`` is ``latency_ms``. Then
+    each model's training step (:func:`train_figures`), one model at a
+    time.
+    """
+    if runs < 1 or warmup < 0:
+        raise ValueError(f'need runs >= 1 and warmup >= 0, got {runs}, '
+                         f'{warmup}')
+    models = {name: build(cfg, device, seed) for name, cfg in configs}
+    times = {name: [] for name in models}
+    for i in range(warmup + runs):
+        for name, model in models.items():
+            seconds = latency_s(model, shape, device, seed)
+            if i >= warmup:
+                times[name].append(seconds)
     results = {}
     for name, cfg in configs:
-        results[name] = measure(cfg, shape, device, warmup, runs, train, seed)
+        model = models[name]
+        latency = statistics.median(times[name]) * 1e3
+        results[name] = dict(
+            params=sum(p.numel() for p in model.parameters()),
+            latency_ms=latency, fps=1e3 / latency)
+    if train:
+        for name, cfg in configs:
+            results[name].update(
+                train_figures(models[name], cfg, shape, device, seed))
     ours = results[configs[0][0]]
     for name, _ in configs[1:]:
         theirs = results[name]

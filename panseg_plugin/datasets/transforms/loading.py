@@ -129,6 +129,29 @@ def decode_panoptic_png(content: bytes, path: str,
     return rgb[..., 0] + 256 * rgb[..., 1] + 256**2 * rgb[..., 2]
 
 
+def segment_ids(ids: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of a panoptic id map, as ``np.unique``.
+
+    A segment covers runs of neighbouring pixels, so only the first pixel
+    of each run (in row-major order) is a candidate: ``np.unique`` sorts
+    those few instead of every pixel (0.95 ms -> about 0.1 ms for a 128 px
+    map, more for COCO's 640 x 480).
+
+    Args:
+        ids (np.ndarray): (H, W) integer ids.
+
+    Returns:
+        np.ndarray: (K, ) the distinct ids in ascending order.
+    """
+    flat = ids.ravel()
+    if flat.size == 0:
+        return np.unique(flat)
+    starts = np.empty(flat.shape, dtype=bool)
+    starts[0] = True
+    np.not_equal(flat[1:], flat[:-1], out=starts[1:])
+    return np.unique(flat[starts])
+
+
 def find_corrupt_file(paths, backend_args: Optional[dict] = None
                       ) -> Optional[PanopticSegFormerCorruptFileError]:
     """The error of the first existing file of ``paths`` that does not
@@ -255,7 +278,7 @@ class PanopticSegFormerLoadPanopticAnnotations(LoadPanopticAnnotations):
                 f'{len(instances)} instances; the dataset must list one '
                 f'instance per non-crowd thing segment, in order '
                 f'(CocoPanopticDataset does)')
-        present = set(np.unique(ids).tolist())
+        present = set(segment_ids(ids).tolist())
         kept_segments: List[dict] = []
         kept_instances: List[dict] = []
         missing: List[int] = []

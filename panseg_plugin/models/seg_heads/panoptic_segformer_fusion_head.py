@@ -247,7 +247,7 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
         # upsampling masks that are thrown away.
         keep = scores >= self.score_thr
         mask_probs = self._upsample_masks(mask_pred[keep], img_meta,
-                                          rescale).sigmoid()
+                                          rescale).sigmoid_()
         scores = scores[keep] * self._mask_score_factor(mask_probs)
         pan_seg = mask_wise_merge(
             mask_probs,
@@ -304,12 +304,18 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
         labels = top_indices % max(num_things, 1)
         query_indices = top_indices // max(num_things, 1)
 
-        # A query may appear with several classes: upsample it once.
+        # A query may appear with several classes: upsample it once (and,
+        # when every query appears once, in score order, with no copy).
         queries, inverse = torch.unique(query_indices, return_inverse=True)
+        if len(queries) == len(query_indices):
+            queries, inverse = query_indices, None
         mask_probs = self._upsample_masks(mask_pred[queries], img_meta,
-                                          rescale).sigmoid()
-        scores = scores * self._mask_score_factor(mask_probs)[inverse]
-        masks = (mask_probs > self.mask_thr)[inverse]
+                                          rescale).sigmoid_()
+        factor = self._mask_score_factor(mask_probs)
+        masks = mask_probs > self.mask_thr
+        if inverse is not None:
+            factor, masks = factor[inverse], masks[inverse]
+        scores = scores * factor
 
         results = InstanceData()
         results.bboxes = mask2bbox(masks).to(scores.dtype)

@@ -196,3 +196,29 @@ def test_matches_naive_reference(seed, overlap_thr):
         mask_thr=0.6, overlap_thr=overlap_thr)
     expected = _naive_merge(masks, scores, labels, 0.3, 0.6, overlap_thr)
     assert torch.equal(pan, expected)
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+@pytest.mark.parametrize('overlap_thr', [None, 0.3])
+def test_compact_masks_match_naive_reference(seed, overlap_thr):
+    # blobs with small bounding boxes (the merge works inside them), some
+    # on the border, one empty, one covering the image
+    gen = torch.Generator().manual_seed(seed)
+    num, height, width = 10, 13, 17
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width),
+                            indexing='ij')
+    masks = torch.zeros(num, height, width)
+    for i in range(num - 2):
+        cy = torch.randint(-2, height + 2, (1, ), generator=gen)
+        cx = torch.randint(-2, width + 2, (1, ), generator=gen)
+        radius = torch.randint(1, 6, (1, ), generator=gen)
+        dist = ((ys - cy)**2 + (xs - cx)**2).float().sqrt()
+        masks[i] = (1 - dist / (2 * radius)).clamp(0, 1)
+    masks[-1] = 0.9  # all pixels; masks[-2] stays empty
+    scores = torch.rand(num, generator=gen) * 0.7 + 0.3
+    labels = torch.randint(0, NUM_CLASSES, (num, ), generator=gen)
+    pan = mask_wise_merge(
+        masks, scores, labels, NUM_THINGS, NUM_CLASSES, score_thr=0.3,
+        mask_thr=0.5, overlap_thr=overlap_thr)
+    expected = _naive_merge(masks, scores, labels, 0.3, 0.5, overlap_thr)
+    assert torch.equal(pan, expected)
