@@ -10,17 +10,16 @@ from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmdet.models.seg_heads.panoptic_fusion_heads import \
     BasePanopticFusionHead
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
-from mmdet.structures.mask import mask2bbox
 from mmdet.utils import OptConfigType, OptMultiConfig
 from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
-from ..utils.mask_wise_merge import mask_wise_merge
+from ..utils.mask_wise_merge import (mask_extents, mask_wise_merge,
+                                     semantic_from_panoptic)
 
 # Post-processing keys of other heads' ``test_cfg`` (mmdet's MaskFormer /
 # Mask2Former, DETR) and the fusion-head argument that sets the same thing.
@@ -58,27 +57,6 @@ def refuse_test_cfg(test_cfg: OptConfigType) -> None:
         f'model.test_cfg={dict(test_cfg)} is not read by Panoptic '
         f'SegFormer: set its post-processing in model.panoptic_fusion_head '
         f'instead ({"; ".join(hints)}) and leave test_cfg=dict()')
-
-
-def semantic_from_panoptic(pan_seg: Tensor, num_classes: int,
-                           void_value: int = 255) -> Tensor:
-    """The class of each pixel of a panoptic map.
-
-    Args:
-        pan_seg (Tensor): Panoptic map of any shape, long, in mmdet's
-            convention (``label + k * INSTANCE_OFFSET`` for things,
-            ``label`` for stuff, ``num_classes`` for void).
-        num_classes (int): Number of thing and stuff classes.
-        void_value (int): Value of void pixels in the output. Defaults to
-            255, the void of mmdet's ground-truth semantic maps.
-
-    Returns:
-        Tensor: Labels in ``[0, num_classes)`` or ``void_value``, long, of
-        the shape of ``pan_seg``.
-    """
-    labels = pan_seg % INSTANCE_OFFSET
-    return torch.where(labels == num_classes,
-                       torch.full_like(labels, void_value), labels)
 
 
 @MODELS.register_module()
@@ -135,6 +113,7 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
                  instance_on: bool = True,
                  semantic_on: bool = False,
                  semantic_void_value: int = 255,
+                 chunk_size: int = 8,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(
             num_things_classes=num_things_classes,
@@ -146,6 +125,9 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
         if max_per_image < 0:
             raise ValueError(f'max_per_image must be >= 0, got '
                              f'{max_per_image}')
+        if chunk_size < 1:
+            raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
+        self.chunk_size = chunk_size
         self.score_thr = score_thr
         self.mask_thr = mask_thr
         self.overlap_thr = overlap_thr
@@ -225,6 +207,31 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
         mean = inside / binary.sum(1).clamp(min=1)
         return mean**self.mask_score_power
 
+    def _binary_masks(self, mask_logits: Tensor, img_meta: dict,
+                      rescale: bool) -> Tuple[Tensor, Tensor]:
+        """Binary masks at the output size and their score factors,
+        ``chunk_size`` queries at a time: the same values as upsampling all
+        at once, without holding K full-size float masks.
+
+        Args:
+            mask_logits (Tensor): (K, h, w), see :meth:`_upsample_masks`.
+
+        Returns:
+            tuple[Tensor, Tensor]: (K, H, W) bool masks
+            (``prob > mask_thr``) and (K, ) :meth:`_mask_score_factor`.
+        """
+        out_h, out_w = self._output_shape(img_meta, rescale)
+        binary = mask_logits.new_empty((len(mask_logits), out_h, out_w),
+                                       dtype=torch.bool)
+        factor = mask_logits.new_ones(len(mask_logits))
+        for start in range(0, len(mask_logits), self.chunk_size):
+            end = start + self.chunk_size
+            probs = self._upsample_masks(mask_logits[start:end], img_meta,
+                                         rescale).sigmoid_()
+            factor[start:end] = self._mask_score_factor(probs)
+            torch.gt(probs, self.mask_thr, out=binary[start:end])
+        return binary, factor
+
     def panoptic_postprocess(self, mask_cls: Tensor, mask_pred: Tensor,
                              img_meta: dict, rescale: bool) -> PixelData:
         """Panoptic segmentation of one image by mask-wise merging.
@@ -246,11 +253,11 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
         # the threshold after it: filtering first is exact and saves
         # upsampling masks that are thrown away.
         keep = scores >= self.score_thr
-        mask_probs = self._upsample_masks(mask_pred[keep], img_meta,
-                                          rescale).sigmoid_()
-        scores = scores[keep] * self._mask_score_factor(mask_probs)
+        binary, factor = self._binary_masks(mask_pred[keep], img_meta,
+                                            rescale)
+        scores = scores[keep] * factor
         pan_seg = mask_wise_merge(
-            mask_probs,
+            binary,
             scores,
             labels[keep],
             num_things_classes=self.num_things_classes,
@@ -309,16 +316,19 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
         queries, inverse = torch.unique(query_indices, return_inverse=True)
         if len(queries) == len(query_indices):
             queries, inverse = query_indices, None
-        mask_probs = self._upsample_masks(mask_pred[queries], img_meta,
-                                          rescale).sigmoid_()
-        factor = self._mask_score_factor(mask_probs)
-        masks = mask_probs > self.mask_thr
+        masks, factor = self._binary_masks(mask_pred[queries], img_meta,
+                                           rescale)
+        top, bottom, left, right = mask_extents(masks).unbind(1)
+        boxes = torch.stack([left, top, right, bottom], 1)
+        # as mmdet's mask2bbox: zeros for an empty mask
+        boxes = boxes * (bottom > top)[:, None]
         if inverse is not None:
-            factor, masks = factor[inverse], masks[inverse]
+            factor, masks, boxes = factor[inverse], masks[inverse], \
+                boxes[inverse]
         scores = scores * factor
 
         results = InstanceData()
-        results.bboxes = mask2bbox(masks).to(scores.dtype)
+        results.bboxes = boxes.to(scores.dtype)
         results.labels = labels
         results.scores = scores
         results.masks = masks

@@ -5,7 +5,8 @@ v1): predictions are sorted by confidence, those below ``score_thr`` are
 dropped and each remaining binary mask claims the pixels that are still
 free. Unlike the heuristic procedure of Panoptic FPN, things and stuff are
 treated alike: overlaps are resolved by score alone, not in favour of
-things.
+things. Beside it, the box of each binary mask (:func:`mask_extents`) and
+the class map of a merged result (:func:`semantic_from_panoptic`).
 """
 from typing import Optional
 
@@ -34,7 +35,8 @@ def mask_wise_merge(mask_probs: Tensor,
     - a void pixel holds ``num_classes``.
 
     Args:
-        mask_probs (Tensor): Soft masks in [0, 1], shape (N, H, W).
+        mask_probs (Tensor): Soft masks in [0, 1], shape (N, H, W), or
+            the binary masks themselves (bool; ``mask_thr`` unused).
         scores (Tensor): Confidence of each query, shape (N, ).
         labels (Tensor): Class of each query in ``[0, num_classes)``,
             long, shape (N, ). Labels ``>= num_things_classes`` are stuff.
@@ -81,10 +83,11 @@ def mask_wise_merge(mask_probs: Tensor,
     order = order[scores[order] >= score_thr]
     if len(order) == 0:
         return pan_seg
-    binary = mask_probs > mask_thr
+    binary = mask_probs if mask_probs.dtype == torch.bool else \
+        mask_probs > mask_thr
     # Each query touches only its mask's bounding box: the same pixels as
     # a full-image pass, a fraction of the work for a typical thing.
-    boxes = _boxes(binary.any(2), binary.any(1))
+    boxes = mask_extents(binary).tolist()
     instance_id = 1
     for query in order.tolist():
         top, bottom, left, right = boxes[query]
@@ -114,13 +117,15 @@ def mask_wise_merge(mask_probs: Tensor,
     return pan_seg
 
 
-def _boxes(rows: Tensor, cols: Tensor) -> list:
-    """(top, bottom, left, right) of each mask, end-exclusive (an empty
-    range for an empty mask).
+def mask_extents(masks: Tensor) -> Tensor:
+    """The box of each binary mask as (top, bottom, left, right), ends
+    exclusive; an empty mask gets an empty range (bottom <= top).
 
     Args:
-        rows (Tensor): (K, H) bool, whether a row holds mask pixels.
-        cols (Tensor): (K, W) bool, the same for columns.
+        masks (Tensor): (K, H, W) bool.
+
+    Returns:
+        Tensor: (K, 4) long.
     """
     def span(any_: Tensor) -> Tensor:
         if any_.size(1) == 0:
@@ -130,4 +135,25 @@ def _boxes(rows: Tensor, cols: Tensor) -> list:
         last = torch.where(any_, index, -1).amax(1) + 1
         return torch.stack([first, last.clamp(min=0)], 1)
 
-    return torch.cat([span(rows), span(cols)], 1).tolist()
+    return torch.cat([span(masks.any(2)), span(masks.any(1))], 1)
+
+
+def semantic_from_panoptic(pan_seg: Tensor, num_classes: int,
+                           void_value: int = 255) -> Tensor:
+    """The class of each pixel of a panoptic map.
+
+    Args:
+        pan_seg (Tensor): Panoptic map of any shape, long, in mmdet's
+            convention (``label + k * INSTANCE_OFFSET`` for things,
+            ``label`` for stuff, ``num_classes`` for void).
+        num_classes (int): Number of thing and stuff classes.
+        void_value (int): Value of void pixels in the output. Defaults to
+            255, the void of mmdet's ground-truth semantic maps.
+
+    Returns:
+        Tensor: Labels in ``[0, num_classes)`` or ``void_value``, long, of
+        the shape of ``pan_seg``.
+    """
+    labels = pan_seg % INSTANCE_OFFSET
+    return torch.where(labels == num_classes,
+                       torch.full_like(labels, void_value), labels)

@@ -3,6 +3,7 @@ import pytest
 import torch
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
+from mmdet.structures.mask import mask2bbox
 from mmengine.structures import InstanceData, PixelData
 
 import panseg_plugin  # noqa: F401  registers the plugin
@@ -218,3 +219,31 @@ def test_bad_shapes_raise():
         head.predict(cls, masks[:, :-1], _data_samples())
     with pytest.raises(ValueError):
         head.predict(cls, masks, _data_samples()[:1])
+
+
+@pytest.mark.parametrize('rescale', [True, False])
+@pytest.mark.parametrize('mask_score_power', [0.0, 2.0])
+def test_chunked_upsampling_changes_no_result(rescale, mask_score_power):
+    cls, masks = _random_inputs(num_queries=11, seed=3)
+    masks[0, 4] = LOW  # an empty mask: a zero box
+    results = [
+        _build(chunk_size=size, score_thr=0.1, max_per_image=13,
+               mask_score_power=mask_score_power).predict(
+                   cls, masks, _data_samples(), rescale=rescale)
+        for size in (1, 3, 100)
+    ]
+    for result in results[:2]:
+        for got, want in zip(result, results[2]):
+            assert torch.equal(got['pan_results'].sem_seg,
+                               want['pan_results'].sem_seg)
+            for key in ('masks', 'labels', 'bboxes'):
+                assert torch.equal(got['ins_results'].get(key),
+                                   want['ins_results'].get(key)), key
+            # the mask factor's sums may round differently per chunk
+            torch.testing.assert_close(got['ins_results'].scores,
+                                       want['ins_results'].scores,
+                                       rtol=1e-6, atol=0)
+    for result in results[2]:
+        ins = result['ins_results']
+        # boxes as mmdet's mask2bbox computes them (zeros when empty)
+        assert torch.equal(ins.bboxes, mask2bbox(ins.masks).float())

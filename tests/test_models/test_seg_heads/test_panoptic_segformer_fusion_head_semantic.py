@@ -8,8 +8,7 @@ from mmdet.structures import DetDataSample
 from mmengine.structures import PixelData
 
 import panseg_plugin  # noqa: F401  registers the plugin
-from panseg_plugin.models.seg_heads.panoptic_segformer_fusion_head import \
-    semantic_from_panoptic
+from panseg_plugin.models.utils import semantic_from_panoptic
 
 NUM_THINGS = 3
 NUM_STUFF = 2

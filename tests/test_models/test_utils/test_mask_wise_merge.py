@@ -222,3 +222,15 @@ def test_compact_masks_match_naive_reference(seed, overlap_thr):
         mask_thr=0.5, overlap_thr=overlap_thr)
     expected = _naive_merge(masks, scores, labels, 0.3, 0.5, overlap_thr)
     assert torch.equal(pan, expected)
+
+
+def test_binary_masks_merge_as_their_probabilities():
+    gen = torch.Generator().manual_seed(5)
+    probs = torch.rand(6, 8, 11, generator=gen)
+    scores = torch.rand(6, generator=gen)
+    labels = torch.randint(0, NUM_CLASSES, (6, ), generator=gen)
+    args = (scores, labels, NUM_THINGS, NUM_CLASSES)
+    assert torch.equal(
+        mask_wise_merge(probs > 0.6, *args, score_thr=0.2, overlap_thr=0.4),
+        mask_wise_merge(probs, *args, score_thr=0.2, mask_thr=0.6,
+                        overlap_thr=0.4))
