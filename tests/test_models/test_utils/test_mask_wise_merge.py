@@ -182,6 +182,15 @@ def _naive_merge(masks, scores, labels, score_thr, mask_thr, overlap_thr):
     return torch.tensor(out, dtype=torch.long)
 
 
+def _assert_naive(masks, scores, labels, mask_thr, overlap_thr):
+    pan = mask_wise_merge(
+        masks, scores, labels, NUM_THINGS, NUM_CLASSES, score_thr=0.3,
+        mask_thr=mask_thr, overlap_thr=overlap_thr)
+    expected = _naive_merge(masks, scores, labels, 0.3, mask_thr,
+                            overlap_thr)
+    assert torch.equal(pan, expected)
+
+
 @pytest.mark.parametrize('seed', [0, 1, 2, 3])
 @pytest.mark.parametrize('overlap_thr', [None, 0.5])
 def test_matches_naive_reference(seed, overlap_thr):
@@ -191,11 +200,7 @@ def test_matches_naive_reference(seed, overlap_thr):
     # Scores on a coarse grid so that ties happen.
     scores = torch.randint(0, 11, (num, ), generator=gen).float() / 10
     labels = torch.randint(0, NUM_CLASSES, (num, ), generator=gen)
-    pan = mask_wise_merge(
-        masks, scores, labels, NUM_THINGS, NUM_CLASSES, score_thr=0.3,
-        mask_thr=0.6, overlap_thr=overlap_thr)
-    expected = _naive_merge(masks, scores, labels, 0.3, 0.6, overlap_thr)
-    assert torch.equal(pan, expected)
+    _assert_naive(masks, scores, labels, 0.6, overlap_thr)
 
 
 @pytest.mark.parametrize('seed', [0, 1, 2])
@@ -217,11 +222,7 @@ def test_compact_masks_match_naive_reference(seed, overlap_thr):
     masks[-1] = 0.9  # all pixels; masks[-2] stays empty
     scores = torch.rand(num, generator=gen) * 0.7 + 0.3
     labels = torch.randint(0, NUM_CLASSES, (num, ), generator=gen)
-    pan = mask_wise_merge(
-        masks, scores, labels, NUM_THINGS, NUM_CLASSES, score_thr=0.3,
-        mask_thr=0.5, overlap_thr=overlap_thr)
-    expected = _naive_merge(masks, scores, labels, 0.3, 0.5, overlap_thr)
-    assert torch.equal(pan, expected)
+    _assert_naive(masks, scores, labels, 0.5, overlap_thr)
 
 
 def test_binary_masks_merge_as_their_probabilities():
