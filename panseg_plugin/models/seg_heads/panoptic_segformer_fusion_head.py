@@ -14,12 +14,12 @@ from mmdet.models.seg_heads.panoptic_fusion_heads import \
     BasePanopticFusionHead
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
+from mmdet.structures.mask import mask2bbox
 from mmdet.utils import OptConfigType, OptMultiConfig
 from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
-from ..utils.mask_wise_merge import (mask_extents, mask_wise_merge,
-                                     semantic_from_panoptic)
+from ..utils.mask_wise_merge import mask_wise_merge, semantic_from_panoptic
 
 # Post-processing keys of other heads' ``test_cfg`` (mmdet's MaskFormer /
 # Mask2Former, DETR) and the fusion-head argument that sets the same thing.
@@ -318,17 +318,12 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
             queries, inverse = query_indices, None
         masks, factor = self._binary_masks(mask_pred[queries], img_meta,
                                            rescale)
-        top, bottom, left, right = mask_extents(masks).unbind(1)
-        boxes = torch.stack([left, top, right, bottom], 1)
-        # as mmdet's mask2bbox: zeros for an empty mask
-        boxes = boxes * (bottom > top)[:, None]
         if inverse is not None:
-            factor, masks, boxes = factor[inverse], masks[inverse], \
-                boxes[inverse]
+            factor, masks = factor[inverse], masks[inverse]
         scores = scores * factor
 
         results = InstanceData()
-        results.bboxes = boxes.to(scores.dtype)
+        results.bboxes = mask2bbox(masks).to(scores.dtype)
         results.labels = labels
         results.scores = scores
         results.masks = masks

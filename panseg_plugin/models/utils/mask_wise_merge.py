@@ -5,13 +5,14 @@ v1): predictions are sorted by confidence, those below ``score_thr`` are
 dropped and each remaining binary mask claims the pixels that are still
 free. Unlike the heuristic procedure of Panoptic FPN, things and stuff are
 treated alike: overlaps are resolved by score alone, not in favour of
-things. Beside it, the box of each binary mask (:func:`mask_extents`) and
-the class map of a merged result (:func:`semantic_from_panoptic`).
+things. Beside it, the class map of a merged result
+(:func:`semantic_from_panoptic`).
 """
 from typing import Optional
 
 import torch
 from mmdet.evaluation.functional import INSTANCE_OFFSET
+from mmdet.structures.mask import mask2bbox
 from torch import Tensor
 
 
@@ -87,11 +88,11 @@ def mask_wise_merge(mask_probs: Tensor,
         mask_probs > mask_thr
     # Each query touches only its mask's bounding box: the same pixels as
     # a full-image pass, a fraction of the work for a typical thing.
-    boxes = mask_extents(binary).tolist()
+    boxes = mask2bbox(binary).long().tolist()  # (x1, y1, x2, y2), 0 if empty
     instance_id = 1
     for query in order.tolist():
-        top, bottom, left, right = boxes[query]
-        if bottom <= top:  # empty mask
+        left, top, right, bottom = boxes[query]
+        if bottom == 0:  # empty mask
             continue
         mask = binary[query, top:bottom, left:right]
         area = int(mask.sum())
@@ -115,27 +116,6 @@ def mask_wise_merge(mask_probs: Tensor,
         pan_seg[top:bottom, left:right].masked_fill_(paint, value)
         free_box &= ~paint
     return pan_seg
-
-
-def mask_extents(masks: Tensor) -> Tensor:
-    """The box of each binary mask as (top, bottom, left, right), ends
-    exclusive; an empty mask gets an empty range (bottom <= top).
-
-    Args:
-        masks (Tensor): (K, H, W) bool.
-
-    Returns:
-        Tensor: (K, 4) long.
-    """
-    def span(any_: Tensor) -> Tensor:
-        if any_.size(1) == 0:
-            return any_.new_zeros((any_.size(0), 2), dtype=torch.long)
-        index = torch.arange(any_.size(1), device=any_.device)
-        first = torch.where(any_, index, any_.size(1)).amin(1)
-        last = torch.where(any_, index, -1).amax(1) + 1
-        return torch.stack([first, last.clamp(min=0)], 1)
-
-    return torch.cat([span(masks.any(2)), span(masks.any(1))], 1)
 
 
 def semantic_from_panoptic(pan_seg: Tensor, num_classes: int,
