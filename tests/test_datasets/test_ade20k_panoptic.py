@@ -1,7 +1,6 @@
 """ADE20K panoptic end to end on tiny files in the SceneParsing layout:
 mmdet's ade20k2coco.py -> the plugin's ADE20K data set -> 2 training
 iterations of the ADE20K config (tiny model) -> PQ and mIoU."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -12,9 +11,10 @@ import numpy as np
 import pytest
 from mmdet.datasets import ADE20KPanopticDataset
 from PIL import Image
+from tiny_data_runs import tiny_run_cfg, train_and_test
 
 from panseg_plugin.datasets import PanopticSegFormerADE20KPanopticDataset
-from tiny_data_runs import tiny_run_cfg, train_and_test
+from panseg_plugin.testing import load_script
 
 CONVERTER = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools',
                      'dataset_converters', 'ade20k2coco.py')
@@ -25,10 +25,7 @@ needs_converter = pytest.mark.skipif(
 
 
 def load_converter():
-    spec = importlib.util.spec_from_file_location('ade20k2coco', CONVERTER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(CONVERTER, 'ade20k2coco')
 
 
 # (class, (y0, x0, y1, x1)) of the things of every tiny image

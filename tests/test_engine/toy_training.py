@@ -4,7 +4,6 @@ toy data set, trained by the repository's own tools.
 Not a test module (no ``test_`` prefix); the test modules next to it import
 it by name (pytest puts their folder on ``sys.path``).
 """
-import importlib.util
 import os
 import os.path as osp
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from panseg_plugin.testing import tiny_panoptic_segformer_cfg
+from panseg_plugin.testing import load_script, tiny_panoptic_segformer_cfg
 from toy_panoptic import TOY_METAINFO, make_toy_panoptic
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,11 +33,7 @@ def make_tiny_toy(out_dir, num_train=8, num_val=5):
 
 def load_tool(name):
     """``tools/<name>.py`` as a module (``tools`` is not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        f'panseg_tools_{name}', REPO / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / 'tools' / f'{name}.py', f'panseg_tools_{name}')
 
 
 @contextmanager

@@ -1,12 +1,12 @@
 """Backbone pretraining on toy thing crops, and its use by the quick start
 and the Mask2Former benchmark."""
 import argparse
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
 
+from panseg_plugin.testing import load_script
 from toy_panoptic import experiment, make_toy_panoptic, pretrain, thing_crops
 
 PROJECT = osp.join(osp.dirname(__file__), '..', '..', 'projects',
@@ -152,10 +152,8 @@ def test_bad_arguments_name_the_fix(tmp_path, toy_root):
 
 
 def test_command_line_writes_the_backbone(toy_root, tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location(
-        'toy_pretrain_cli', osp.join(PROJECT, 'pretrain_backbone.py'))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_script(osp.join(PROJECT, 'pretrain_backbone.py'),
+                      'toy_pretrain_cli')
     out = tmp_path / 'b.pth'
     result = cli.main(['--data-root', toy_root, '--out', str(out),
                        '--iters', '1', '--log-interval', '1'])

@@ -1,7 +1,7 @@
 """projects/toy_panoptic/profile_training.py on a tiny toy data set."""
-import importlib.util
 import os.path as osp
 
+from panseg_plugin.testing import load_script
 from toy_panoptic import make_toy_panoptic
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..')
@@ -9,10 +9,7 @@ ROOT = osp.join(osp.dirname(__file__), '..', '..')
 
 def _tool():
     path = osp.join(ROOT, 'projects', 'toy_panoptic', 'profile_training.py')
-    spec = importlib.util.spec_from_file_location('profile_training', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path, 'profile_training')
 
 
 def test_stage_timer_records_after_warmup_only():

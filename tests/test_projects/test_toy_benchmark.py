@@ -1,9 +1,10 @@
 """The equal-budget comparison with mmdet's Mask2Former runs end to end."""
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
+
+from panseg_plugin.testing import load_script
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..')
 
@@ -11,10 +12,7 @@ ROOT = osp.join(osp.dirname(__file__), '..', '..')
 def _benchmark():
     path = osp.join(ROOT, 'projects', 'toy_panoptic',
                     'benchmark_mask2former.py')
-    spec = importlib.util.spec_from_file_location('toy_benchmark', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path, 'toy_benchmark')
 
 
 def test_both_models_train_on_the_same_budget_and_are_compared(

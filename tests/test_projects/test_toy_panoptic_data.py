@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from panseg_plugin.testing import load_script
 from toy_panoptic import CATEGORIES, TOY_METAINFO, make_toy_panoptic
 
 HAS_PANOPTICAPI = importlib.util.find_spec('panopticapi') is not None
@@ -238,9 +239,7 @@ def test_mmdet_metrics_score_ground_truth_perfectly(toy):
 
 
 def test_cli_skips_matching_data_and_keeps_foreign_files(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location('make_toy_panoptic', CLI)
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_script(CLI, 'make_toy_panoptic')
     out_dir = str(tmp_path / 'toy')
     args = [out_dir, '--num-train', '3', '--num-val', '1', '--img-size', '64']
     assert not cli.main(args)['skipped']

@@ -1,18 +1,16 @@
 """A short run of the README's main job: data, training, PQ, picture."""
-import importlib.util
 import os.path as osp
 
 import mmcv
+
+from panseg_plugin.testing import load_script
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..')
 
 
 def _quickstart():
     path = osp.join(ROOT, 'projects', 'toy_panoptic', 'quickstart.py')
-    spec = importlib.util.spec_from_file_location('toy_quickstart', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path, 'toy_quickstart')
 
 
 def test_short_quickstart_learns_and_reports(tmp_path):

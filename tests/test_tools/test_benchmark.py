@@ -8,7 +8,7 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
-from panseg_plugin.testing import tiny_panoptic_segformer_cfg
+from panseg_plugin.testing import load_script, tiny_panoptic_segformer_cfg
 
 TOOL = Path(__file__).parents[2] / 'tools' / 'analysis_tools' / 'benchmark.py'
 DDETR = 'mmdet::deformable_detr/deformable-detr_r50_16xb2-50e_coco.py'
@@ -25,10 +25,7 @@ def one_thread():
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location('benchmark', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TOOL, 'benchmark')
 
 
 @pytest.fixture(scope='module')

@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
+from panseg_plugin.testing import load_script
+
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 CONFIG = 'panoptic-segformer_r50_8xb2-90k_cityscapes-panoptic.py'
 HAS_SCRIPTS = importlib.util.find_spec('cityscapesscripts') is not None
@@ -24,10 +26,7 @@ SIZE = (48, 96)  # H, W: odd aspect like the 1024x2048 originals
 
 
 def load_module(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path, name)
 
 
 def converter():

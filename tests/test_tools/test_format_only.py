@@ -9,7 +9,6 @@ turns them into ``panoptic_image_info_test-dev2017.json``, as
 that folder. Both ways of ``docs/test_dev.md`` are run: command-line
 overrides and a small test-dev config inheriting the model's.
 """
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -24,7 +23,7 @@ import torch
 from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmengine.config import Config
 
-from panseg_plugin.testing import untrained_model
+from panseg_plugin.testing import load_script, untrained_model
 from toy_panoptic import TOY_METAINFO, make_toy_panoptic
 
 REPO_ROOT = osp.join(osp.dirname(__file__), '..', '..')
@@ -38,13 +37,6 @@ INFO_JSON = 'annotations/panoptic_image_info_test-dev2017.json'
 SMALL_LOADER = ('test_dataloader.batch_size=2',
                 'test_dataloader.num_workers=0',
                 'test_dataloader.persistent_workers=False')
-
-
-def load_script(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def read_png_ids(path):
@@ -73,7 +65,7 @@ def dev_set(tmp_path_factory, monkeypatch_module):
 
     assert osp.isfile(GEN_TEST_INFO), f'mmdet ships {GEN_TEST_INFO}'
     monkeypatch_module.setattr(sys, 'argv', ['gen', str(ann_dir)])
-    load_script('gen_coco_panoptic_test_info', GEN_TEST_INFO).main()
+    load_script(GEN_TEST_INFO, 'gen_coco_panoptic_test_info').main()
 
     cfg = Config.fromfile(TOY_CONFIG)
     model = untrained_model(cfg)
@@ -91,8 +83,8 @@ def monkeypatch_module():
 
 
 def run_test_py(argv):
-    tool = load_script('panseg_tools_test',
-                       osp.join(REPO_ROOT, 'tools', 'test.py'))
+    tool = load_script(osp.join(REPO_ROOT, 'tools', 'test.py'),
+                       'panseg_tools_test')
     tool.main(argv)
 
 
@@ -188,8 +180,8 @@ def test_dev_config_matches_the_command_line_and_needs_no_gt(
     instance metric), and its test set holds images only."""
     from mmdet.registry import DATASETS
     prefix = str(tmp_path / 'submission' / 'toy')
-    tool = load_script('panseg_tools_test',
-                       osp.join(REPO_ROOT, 'tools', 'test.py'))
+    tool = load_script(osp.join(REPO_ROOT, 'tools', 'test.py'),
+                       'panseg_tools_test')
     from_cli = tool.build_config(tool.parse_args(
         [TOY_CONFIG, 'x.pth', '--cfg-options',
          *overrides(dev_set, prefix)]))

@@ -1,6 +1,5 @@
 """tools/analysis_tools/get_flops.py on a tiny config."""
 import copy
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -8,7 +7,7 @@ import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config
 
-from panseg_plugin.testing import tiny_panoptic_segformer_cfg
+from panseg_plugin.testing import load_script, tiny_panoptic_segformer_cfg
 
 TOOL = Path(__file__).parents[2] / 'tools' / 'analysis_tools' / 'get_flops.py'
 
@@ -23,10 +22,7 @@ def one_thread():
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location('get_flops', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TOOL, 'get_flops')
 
 
 def test_complexity_of_tiny_config():

@@ -1,6 +1,5 @@
 """``demo/image_demo.py``: DetInferencer from the command line."""
 import copy
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -12,7 +11,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from panseg_plugin.testing import untrained_model
+from panseg_plugin.testing import load_script, untrained_model
 from toy_panoptic import TOY_METAINFO, make_toy_panoptic
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
@@ -23,10 +22,7 @@ NAMES = ('000002.jpg', '000003.jpg')
 
 
 def load_demo():
-    spec = importlib.util.spec_from_file_location('panseg_image_demo', DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(DEMO, 'panseg_image_demo')
 
 
 def read_png_ids(path):

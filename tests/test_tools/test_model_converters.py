@@ -6,7 +6,6 @@ from backbone key lists derived here from the authors' backbone code (their
 module names and shapes; their backbone code could not be run). Values are
 meta tensors where only keys and shapes matter.
 """
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,14 @@ from mmengine import Config
 
 from panseg_plugin.models.utils.panoptic_segformer_cvpr22_checkpoint import (
     DEAD_PREFIXES, convert_official_state_dict, official_backbone_converter)
+from panseg_plugin.testing import load_script
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_helpers(path):
     """The fixture helpers next to the released-model tests, by path."""
-    spec = importlib.util.spec_from_file_location('official_r50', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path, 'official_r50')
 
 
 _official = _load_helpers(REPO_ROOT / 'tests' / 'test_models' /
@@ -46,10 +43,7 @@ SWIN_CONFIG = CONFIG_DIR / ('panoptic-segformer-cvpr22_swin-l-p4-w7-224-'
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location('cvpr22_to_mmdet', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TOOL, 'cvpr22_to_mmdet')
 
 
 def build(config):

@@ -13,7 +13,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from panseg_plugin.testing import untrained_model
+from panseg_plugin.testing import load_script, untrained_model
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 TOY_CONFIG = osp.join(REPO_ROOT, 'projects', 'toy_panoptic', 'configs',
@@ -28,11 +28,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def load(name, *path):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(REPO_ROOT, *path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(osp.join(REPO_ROOT, *path), name)
 
 
 def read_png_ids(path):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from panseg_plugin.testing import (tiny_panoptic_segformer_cfg,
+from panseg_plugin.testing import (load_script, tiny_panoptic_segformer_cfg,
                                    untrained_model)
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
@@ -24,11 +24,7 @@ needs_ort = pytest.mark.skipif(
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location('panseg_pytorch2onnx',
-                                                  TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TOOL, 'panseg_pytorch2onnx')
 
 
 @pytest.fixture(scope='module')

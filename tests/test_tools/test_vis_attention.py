@@ -1,6 +1,5 @@
 """tools/analysis_tools/vis_attention.py and its pure helpers."""
 import copy
-import importlib.util
 from pathlib import Path
 
 import cv2
@@ -10,7 +9,7 @@ import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config
 
-from panseg_plugin.testing import tiny_panoptic_segformer_cfg
+from panseg_plugin.testing import load_script, tiny_panoptic_segformer_cfg
 from panseg_plugin.visualization.attention_grid import (GridLayout, cell_shape,
                                                         column_labels,
                                                         crop_to_image,
@@ -33,10 +32,7 @@ def one_thread():
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location('vis_attention', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TOOL, 'vis_attention')
 
 
 @pytest.mark.parametrize('image_hw, size, expected', [

@@ -53,7 +53,7 @@ from mmengine.optim import build_optim_wrapper
 
 import panseg_plugin  # noqa: F401  (registers the plugin's classes)
 from panseg_plugin.testing import demo_panoptic_batch
-from panseg_plugin.utils.config_helpers import build_model, load_config
+from panseg_plugin.utils import build_model, load_config, load_script
 
 DEFAULT_BASELINES = (
     'mmdet::deformable_detr/deformable-detr_r50_16xb2-50e_coco.py',
@@ -362,13 +362,8 @@ def onnx_latency(cfg: Config, shape: Sequence[int], warmup: int, runs: int,
 
 def _load_tool(relative_path: str):
     """A module of the tools by path (they are scripts, not a package)."""
-    import importlib.util
-    path = osp.join(osp.dirname(osp.abspath(__file__)), relative_path)
-    name = osp.splitext(osp.basename(path))[0]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(
+        osp.join(osp.dirname(osp.abspath(__file__)), relative_path))
 
 
 if __name__ == '__main__':

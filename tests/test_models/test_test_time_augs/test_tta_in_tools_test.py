@@ -6,7 +6,6 @@
 data set's pipeline replaced by ``cfg.tta_pipeline``).
 """
 import glob
-import importlib.util
 import json
 import os.path as osp
 import subprocess
@@ -18,7 +17,7 @@ import torch
 from mmengine.config import Config
 
 from panseg_plugin.models.test_time_augs import PanopticSegFormerTTAModel
-from panseg_plugin.testing import untrained_model
+from panseg_plugin.testing import load_script, untrained_model
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..', '..'))
 TEST_TOOL = osp.join(REPO_ROOT, 'tools', 'test.py')
@@ -27,11 +26,7 @@ TOY_CONFIG = osp.join(REPO_ROOT, 'projects', 'toy_panoptic', 'configs',
 
 
 def load_test_tool():
-    spec = importlib.util.spec_from_file_location('panseg_test_tool',
-                                                  TEST_TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TEST_TOOL, 'panseg_test_tool')
 
 
 @pytest.fixture(scope='module')
