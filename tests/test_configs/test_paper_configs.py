@@ -1,6 +1,7 @@
 """Every config builds; the paper configs match Table 1's parameter counts
 and run; the toy config inherits the model and the metainfo."""
 import glob
+import importlib.util
 import os.path as osp
 
 import pytest
@@ -61,6 +62,10 @@ def test_every_config_is_tested():
 @pytest.mark.parametrize('path', ALL_CONFIGS)
 def test_config_builds_model_pipelines_hooks_and_metrics(path):
     cfg = Config.fromfile(osp.join(ROOT, path))
+    if cfg.model.get('encoder', {}).get('num_cp', -1) > 0 and \
+            importlib.util.find_spec('fairscale') is None:
+        pytest.skip('encoder checkpointing needs fairscale: pip install -r '
+                    'requirements/optional.txt')
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = build_model(cfg)
     assert sum(p.numel() for p in model.parameters()) > 0
@@ -154,3 +159,15 @@ def test_r50_predict_at_800x1216():
     with torch.no_grad():
         results = model(**data, mode='predict')
     assert results[0].pred_panoptic_seg.sem_seg.shape == (1, 800, 1216)
+
+
+def test_encoder_cp_config_is_the_r50_model_with_checkpointing():
+    base = Config.fromfile(osp.join(
+        CONFIG_DIR, 'panoptic-segformer_r50_8xb1-50e_coco-panoptic.py'))
+    cp = Config.fromfile(osp.join(
+        CONFIG_DIR,
+        'panoptic-segformer_r50_encoder-cp_8xb1-50e_coco-panoptic.py'))
+    assert cp.model.encoder.pop('num_cp') == 6
+    assert cp.model.to_dict() == base.model.to_dict()
+    assert cp.train_dataloader.to_dict() == base.train_dataloader.to_dict()
+    assert cp.optim_wrapper.to_dict() == base.optim_wrapper.to_dict()

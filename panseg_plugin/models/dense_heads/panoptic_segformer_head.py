@@ -10,8 +10,8 @@ from mmengine.model import BaseModule, bias_init_with_prob
 from torch import Tensor, nn
 
 from ..layers import MaskDecoder
-from ..seg_heads.panoptic_segformer_fusion_head import refuse_test_cfg
-from ..utils import attention_maps_to_masks, query_key_to_masks
+from ..utils import (attention_maps_to_masks, query_key_to_masks,
+                     refuse_test_cfg)
 from .panoptic_segformer_loss_mixin import PanopticSegFormerLossMixin
 
 

@@ -5,12 +5,11 @@ from typing import Dict, List, Sequence, Union
 import torch
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample, SampleList
-from mmdet.structures.mask import mask2bbox
 from mmengine.model import BaseTTAModel
 from mmengine.structures import InstanceData, PixelData
 from torch import Tensor, nn
 
-from ..utils.mask_wise_merge import mask_wise_merge
+from ..utils.mask_wise_merge import mask_boxes, mask_wise_merge
 from .segment_clustering import cluster_view_segments, fuse_clusters
 
 FLIP_DIMS = dict(horizontal=(-1, ), vertical=(-2, ), diagonal=(-2, -1))
@@ -252,7 +251,7 @@ class PanopticSegFormerTTAModel(BaseTTAModel):
         masks = fused['masks'][order] > fusion.mask_thr
         scores = fused['scores'][order]
         results = InstanceData()
-        results.bboxes = mask2bbox(masks).to(scores.dtype)
+        results.bboxes = mask_boxes(masks).to(scores.dtype)
         results.labels = fused['labels'][order]
         results.scores = scores
         results.masks = masks

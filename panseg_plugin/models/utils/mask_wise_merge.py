@@ -5,15 +5,48 @@ v1): predictions are sorted by confidence, those below ``score_thr`` are
 dropped and each remaining binary mask claims the pixels that are still
 free. Unlike the heuristic procedure of Panoptic FPN, things and stuff are
 treated alike: overlaps are resolved by score alone, not in favour of
-things. Beside it, the class map of a merged result
-(:func:`semantic_from_panoptic`).
+things. Beside it, the tight boxes of binary masks (:func:`mask_boxes`)
+and the class map of a merged result (:func:`semantic_from_panoptic`).
 """
 from typing import Optional
 
 import torch
 from mmdet.evaluation.functional import INSTANCE_OFFSET
-from mmdet.structures.mask import mask2bbox
 from torch import Tensor
+
+
+def mask_boxes(masks: Tensor) -> Tensor:
+    """Tight boxes of binary masks, the values of mmdet's ``mask2bbox``.
+
+    A box is (x1, y1, x2, y2) with exclusive x2, y2 (the first column and
+    row after the mask); an empty mask gets (0, 0, 0, 0). The rows and
+    columns that hold a pixel are found with a max over the masks' bytes,
+    which torch vectorises: ``any`` over bool, as ``mask2bbox`` reduces,
+    takes 5-10 times as long (100 masks of 800x1216 on the CPU: 120 ms
+    against 16), and the first and last of them with one ``argmax`` for
+    all masks instead of a loop over the masks.
+
+    Args:
+        masks (Tensor): (N, H, W) bool masks.
+
+    Returns:
+        Tensor: (N, 4) float32 boxes, on the device of ``masks``.
+    """
+    if masks.dim() != 3 or masks.dtype != torch.bool:
+        raise ValueError('masks must be (N, H, W) bool, got '
+                         f'{tuple(masks.shape)} {masks.dtype}')
+    num_masks, height, width = masks.shape
+    if num_masks == 0 or height == 0 or width == 0:
+        return masks.new_zeros((num_masks, 4), dtype=torch.float32)
+    as_bytes = masks.view(torch.uint8)
+    columns = as_bytes.amax(dim=1)  # (N, W), 1 where the column is used
+    rows = as_bytes.amax(dim=2)  # (N, H)
+    # argmax returns the first maximal index
+    left, top = columns.argmax(dim=1), rows.argmax(dim=1)
+    right = width - columns.flip(1).argmax(dim=1)
+    bottom = height - rows.flip(1).argmax(dim=1)
+    boxes = torch.stack([left, top, right, bottom], dim=1).float()
+    return boxes * rows.amax(dim=1, keepdim=True)  # zeros when empty
 
 
 def mask_wise_merge(mask_probs: Tensor,
@@ -88,7 +121,7 @@ def mask_wise_merge(mask_probs: Tensor,
         mask_probs > mask_thr
     # Each query touches only its mask's bounding box: the same pixels as
     # a full-image pass, a fraction of the work for a typical thing.
-    boxes = mask2bbox(binary).long().tolist()  # (x1, y1, x2, y2), 0 if empty
+    boxes = mask_boxes(binary).long().tolist()  # (x1, y1, x2, y2), 0 if empty
     instance_id = 1
     for query in order.tolist():
         left, top, right, bottom = boxes[query]

@@ -247,3 +247,25 @@ def test_chunked_upsampling_changes_no_result(rescale, mask_score_power):
         ins = result['ins_results']
         # boxes as mmdet's mask2bbox computes them (zeros when empty)
         assert torch.equal(ins.bboxes, mask2bbox(ins.masks).float())
+
+
+@pytest.mark.parametrize('mask_score_power', [0.0, 2.0])
+def test_panoptic_reusing_instance_masks_changes_nothing(mask_score_power):
+    # max_per_image=9 over 7 queries: some queries are instances with two
+    # classes; stuff queries pass for panoptic but are no instances
+    cls, masks = _random_inputs(num_queries=7, seed=4)
+    cls[0, 0, NUM_THINGS:] = HIGH  # a panoptic stuff query
+    kwargs = dict(score_thr=0.2, max_per_image=9,
+                  mask_score_power=mask_score_power)
+    both = _build(**kwargs).predict(cls, masks, _data_samples(), True)
+    alone = _build(instance_on=False, **kwargs).predict(
+        cls, masks, _data_samples(), True)
+    instances = _build(panoptic_on=False, **kwargs).predict(
+        cls, masks, _data_samples(), True)
+    for got, pan, ins in zip(both, alone, instances):
+        assert torch.equal(got['pan_results'].sem_seg,
+                           pan['pan_results'].sem_seg)
+        assert (got['pan_results'].sem_seg != NUM_CLASSES).any()
+        for key in ('masks', 'labels', 'bboxes', 'scores'):
+            assert torch.equal(got['ins_results'].get(key),
+                               ins['ins_results'].get(key)), key

@@ -119,8 +119,7 @@ def test_void_value_that_is_a_class_is_refused():
 
 
 def test_mask2former_test_cfg_key_is_pointed_to_the_fusion_head():
-    from panseg_plugin.models.seg_heads.panoptic_segformer_fusion_head \
-        import refuse_test_cfg
+    from panseg_plugin.models.utils import refuse_test_cfg
     with pytest.raises(ValueError, match='semantic_on -> model.panoptic_'
                        'fusion_head.semantic_on'):
         refuse_test_cfg(dict(semantic_on=True))

@@ -1,8 +1,9 @@
 """Tests of mask-wise merging (Algorithm 1 of the paper)."""
 import pytest
 import torch
+from mmdet.structures.mask import mask2bbox
 
-from panseg_plugin.models.utils import mask_wise_merge
+from panseg_plugin.models.utils import mask_boxes, mask_wise_merge
 
 OFFSET = 1000  # mmdet's INSTANCE_OFFSET
 NUM_THINGS = 3
@@ -235,3 +236,27 @@ def test_binary_masks_merge_as_their_probabilities():
         mask_wise_merge(probs > 0.6, *args, score_thr=0.2, overlap_thr=0.4),
         mask_wise_merge(probs, *args, score_thr=0.2, mask_thr=0.6,
                         overlap_thr=0.4))
+
+
+@pytest.mark.parametrize('density', [0.0, 0.001, 0.05, 0.5, 1.0])
+def test_mask_boxes_equal_mmdet_mask2bbox(density):
+    gen = torch.Generator().manual_seed(int(density * 1000))
+    masks = torch.rand(9, 13, 17, generator=gen) < density
+    masks[0] = False  # empty
+    masks[1] = False
+    masks[1, 12, 16] = True  # one pixel in the last row and column
+    masks[2] = False
+    masks[2, 0, 0] = True  # one pixel in the first
+    assert torch.equal(mask_boxes(masks), mask2bbox(masks))
+    # strided views (a crop, every other column) give the same boxes
+    view = masks[:, 2:11, ::2]
+    assert torch.equal(mask_boxes(view), mask2bbox(view))
+
+
+def test_mask_boxes_of_no_masks_and_bad_input():
+    assert mask_boxes(torch.zeros(0, 4, 5, dtype=torch.bool)).shape == (0, 4)
+    assert mask_boxes(torch.zeros(2, 0, 5, dtype=torch.bool)).shape == (2, 4)
+    with pytest.raises(ValueError, match='bool'):
+        mask_boxes(torch.ones(2, 4, 5))
+    with pytest.raises(ValueError, match='bool'):
+        mask_boxes(torch.ones(4, 5, dtype=torch.bool))
