@@ -2,6 +2,7 @@
 import copy
 from typing import Dict, Tuple
 
+import torch
 from mmdet.models.detectors import DeformableDETR
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
@@ -147,6 +148,16 @@ class PanopticSegFormer(DeformableDETR):
             dict: ``memory`` (B, L, C), ``memory_mask``, ``spatial_shapes``
             and ``memory_pos`` (``feat_pos``, for the mask decoder's keys).
         """
+        if self.encoder.num_cp > 0 and torch.is_grad_enabled() and \
+                feat.device.type == 'cpu' and _cpu_autocast_enabled():
+            # fairscale recomputes the layers without the CPU autocast:
+            # the backward pass would fail on mixed dtypes
+            raise RuntimeError(
+                'model.encoder.num_cp (encoder checkpointing, fairscale) '
+                'does not work with CPU mixed precision (--amp on the '
+                'CPU): fairscale runs the layers again without CPU '
+                'autocast. Train on the CPU without --amp, or set '
+                'model.encoder.num_cp=-1')
         outputs = super().forward_encoder(feat, feat_mask, feat_pos,
                                           spatial_shapes, level_start_index,
                                           valid_ratios)
@@ -203,3 +214,11 @@ class PanopticSegFormer(DeformableDETR):
             if 'sem_results' in result:
                 data_sample.pred_sem_seg = result['sem_results']
         return batch_data_samples
+
+
+def _cpu_autocast_enabled() -> bool:
+    """Whether CPU autocast is on (torch >= 2.4 and older spellings)."""
+    try:
+        return torch.is_autocast_enabled('cpu')
+    except TypeError:
+        return torch.is_autocast_cpu_enabled()

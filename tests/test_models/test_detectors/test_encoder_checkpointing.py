@@ -73,3 +73,17 @@ def test_dropout_masks_would_differ_without_restored_random_state():
     name = next(n for n in first if n.startswith('encoder'))
     assert not torch.allclose(
         dict(model.named_parameters())[name].grad, first[name])
+
+
+def test_cpu_mixed_precision_with_a_checkpointed_encoder_is_refused():
+    # fairscale's recomputation runs without CPU autocast: refused with the
+    # fix named, before a backward pass that would fail on mixed dtypes
+    model = _model(2)
+    data = model.data_preprocessor(
+        demo_panoptic_batch(image_shapes=((60, 68), )), True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        with pytest.raises(RuntimeError, match='num_cp=-1'):
+            model(**data, mode='loss')
+        model.eval()
+        with torch.no_grad():  # inference recomputes nothing: allowed
+            model(**data, mode='tensor')
