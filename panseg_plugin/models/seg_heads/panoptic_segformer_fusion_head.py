@@ -6,10 +6,9 @@ structures: a panoptic map (``pan_results``) merged mask-wise by
 instance segmentation and box AP, and a semantic map (``sem_results``, the
 class of each pixel of the same merged map) for mIoU.
 """
-from typing import List, NamedTuple, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmdet.models.seg_heads.panoptic_fusion_heads import \
     BasePanopticFusionHead
 from mmdet.registry import MODELS
@@ -20,20 +19,8 @@ from torch import Tensor
 
 from ..utils.mask_wise_merge import (mask_boxes, mask_wise_merge,
                                      semantic_from_panoptic)
-
-
-class QueryMasks(NamedTuple):
-    """Full-size binary masks of some queries of one image.
-
-    Attributes:
-        queries (Tensor): (K, ) long query indices.
-        binary (Tensor): (K, H, W) bool, ``mask prob > mask_thr``.
-        factor (Tensor): (K, ) mask score factors (all 1 unless
-            ``mask_score_power``).
-    """
-    queries: Tensor
-    binary: Tensor
-    factor: Tensor
+from ..utils.query_masks import (QueryMasks, mask_score_factors,
+                                 output_shape, upsample_masks)
 
 
 @MODELS.register_module()
@@ -73,10 +60,12 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
             segment covers; must not be a class (checked when
             ``semantic_on``). Defaults to 255, the void
             (``ignore_index``) of mmdet's ground-truth semantic maps.
-        chunk_size (int): Masks upsampled to full size at a time: the
-            results do not depend on it. Defaults to 2 (100 masks of
-            800x1216 on the CPU: 180 ms with 1-4, 245 with 8, 280 with 16,
-            the float masks of a chunk staying in the cache).
+        chunk_size (int): Masks upsampled to full size at a time; the
+            results do not depend on it but for float rounding (torch's
+            kernels may round an element differently with another number
+            of masks). Defaults to 2 (100 masks of 800x1216 on the CPU:
+            180 ms with 1-4, 245 with 8, 280 with 16, the float masks of
+            a chunk staying in the cache).
         init_cfg (dict or list[dict], optional): Initialization config.
             Defaults to None.
     """
@@ -130,63 +119,19 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
 
     @staticmethod
     def _output_shape(img_meta: dict, rescale: bool) -> Tuple[int, int]:
-        """(height, width) of the results: ``ori_shape`` if ``rescale``
-        else ``img_shape``."""
-        key = 'ori_shape' if rescale else 'img_shape'
-        return tuple(img_meta[key][:2])
+        """See :func:`output_shape`."""
+        return output_shape(img_meta, rescale)
 
     def _upsample_masks(self, mask_logits: Tensor, img_meta: dict,
                         rescale: bool) -> Tensor:
-        """Bring mask logits from the padded batch input's grid to the
-        output resolution.
-
-        Args:
-            mask_logits (Tensor): Shape (K, h, w), a fraction (stride 8)
-                of ``batch_input_shape``.
-            img_meta (dict): With ``batch_input_shape``, ``img_shape`` and,
-                if ``rescale``, ``ori_shape``.
-            rescale (bool): Resize to ``ori_shape`` after cropping.
-
-        Returns:
-            Tensor: Mask logits of shape (K, H, W), (H, W) being
-            ``ori_shape`` if ``rescale`` else ``img_shape``.
-        """
-        out_h, out_w = self._output_shape(img_meta, rescale)
-        if mask_logits.shape[0] == 0:
-            return mask_logits.new_zeros((0, out_h, out_w))
-        if 'batch_input_shape' not in img_meta:
-            raise KeyError('img_meta needs batch_input_shape, the padded '
-                           'input size the masks were predicted on')
-        pad_h, pad_w = img_meta['batch_input_shape'][:2]
-        img_h, img_w = img_meta['img_shape'][:2]
-        masks = F.interpolate(
-            mask_logits[None], size=(pad_h, pad_w), mode='bilinear',
-            align_corners=False)[0]
-        # Drop the padding: it is not part of the image.
-        masks = masks[:, :img_h, :img_w]
-        if rescale and (img_h, img_w) != (out_h, out_w):
-            masks = F.interpolate(
-                masks[None], size=(out_h, out_w), mode='bilinear',
-                align_corners=False)[0]
-        return masks
+        """(K, h, w) -> (K, H, W) mask logits, :func:`upsample_masks`."""
+        return upsample_masks(mask_logits, img_meta, rescale)
 
     def _mask_score_factor(self, mask_probs: Tensor) -> Tensor:
-        """Mask quality factor multiplied into the class scores.
-
-        Args:
-            mask_probs (Tensor): Soft masks of shape (K, H, W).
-
-        Returns:
-            Tensor: ``mean(mask_prob inside binary mask) **
-            mask_score_power``, shape (K, ); all ones when the power is 0;
-            0 for an empty binary mask.
-        """
-        if self.mask_score_power == 0:
-            return mask_probs.new_ones(mask_probs.shape[0])
-        binary = (mask_probs > self.mask_thr).flatten(1)
-        inside = (mask_probs.flatten(1) * binary).sum(1)
-        mean = inside / binary.sum(1).clamp(min=1)
-        return mean**self.mask_score_power
+        """(K, H, W) soft masks -> (K, ) factors,
+        :func:`mask_score_factors` with this head's thresholds."""
+        return mask_score_factors(mask_probs, self.mask_thr,
+                                  self.mask_score_power)
 
     def _query_masks(self,
                      mask_pred: Tensor,
@@ -204,8 +149,11 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
             mask_pred (Tensor): (N, h, w) mask logits of all queries, see
                 :meth:`_upsample_masks`.
             queries (Tensor): (K, ) long indices into ``mask_pred``.
+            img_meta (dict): See :meth:`_upsample_masks`.
+            rescale (bool): Masks at ``ori_shape`` instead of
+                ``img_shape``.
             known (QueryMasks, optional): Masks computed before for the
-                same image.
+                same image and ``rescale``.
 
         Returns:
             QueryMasks: For ``queries``, in their order.
@@ -216,13 +164,17 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
         factor = mask_pred.new_ones(len(queries))
         todo = None
         if known is not None and len(known.queries) and len(queries):
+            if tuple(known.binary.shape[1:]) != (out_h, out_w):
+                raise ValueError(
+                    f'known masks are {tuple(known.binary.shape[1:])}, '
+                    f'this output is {(out_h, out_w)}')
             row = queries.new_full((len(mask_pred), ), -1)
             row[known.queries] = torch.arange(
                 len(known.queries), device=queries.device)
             row = row[queries]
-            have = (row >= 0).nonzero()[:, 0]
-            binary[have] = known.binary[row[have]]
-            factor[have] = known.factor[row[have]]
+            for have in (row >= 0).nonzero()[:, 0].split(self.chunk_size):
+                binary[have] = known.binary[row[have]]
+                factor[have] = known.factor[row[have]]
             todo = (row < 0).nonzero()[:, 0]
         if todo is None:  # every query, in slices written in place
             chunks = [slice(start, start + self.chunk_size)
@@ -320,7 +272,8 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
 
     def _instances(self, mask_cls: Tensor, mask_pred: Tensor, img_meta: dict,
                    rescale: bool) -> Tuple[InstanceData, QueryMasks]:
-        """:meth:`instance_postprocess` and the masks it computed, for
+        """:meth:`instance_postprocess` (same arguments) and the masks it
+        computed, :class:`QueryMasks` of its K' <= K distinct queries, for
         :meth:`panoptic_postprocess` to reuse."""
         num_things = self.num_things_classes
         thing_scores = mask_cls[:, :num_things].sigmoid().flatten()

@@ -239,7 +239,8 @@ def test_chunked_upsampling_changes_no_result(rescale, mask_score_power):
             for key in ('masks', 'labels', 'bboxes'):
                 assert torch.equal(got['ins_results'].get(key),
                                    want['ins_results'].get(key)), key
-            # the mask factor's sums may round differently per chunk
+            # sigmoid and interpolation may round an element differently
+            # with another number of masks
             torch.testing.assert_close(got['ins_results'].scores,
                                        want['ins_results'].scores,
                                        rtol=1e-6, atol=0)
@@ -252,9 +253,10 @@ def test_chunked_upsampling_changes_no_result(rescale, mask_score_power):
 @pytest.mark.parametrize('mask_score_power', [0.0, 2.0])
 def test_panoptic_reusing_instance_masks_changes_nothing(mask_score_power):
     # max_per_image=9 over 7 queries: some queries are instances with two
-    # classes; stuff queries pass for panoptic but are no instances
+    # classes; query 0 of image 0 is a stuff segment for panoptic (and an
+    # instance too, with a low thing score)
     cls, masks = _random_inputs(num_queries=7, seed=4)
-    cls[0, 0, NUM_THINGS:] = HIGH  # a panoptic stuff query
+    cls[0, 0, NUM_THINGS:] = HIGH
     kwargs = dict(score_thr=0.2, max_per_image=9,
                   mask_score_power=mask_score_power)
     both = _build(**kwargs).predict(cls, masks, _data_samples(), True)
@@ -269,3 +271,46 @@ def test_panoptic_reusing_instance_masks_changes_nothing(mask_score_power):
         for key in ('masks', 'labels', 'bboxes', 'scores'):
             assert torch.equal(got['ins_results'].get(key),
                                ins['ins_results'].get(key)), key
+
+
+@pytest.mark.parametrize('rescale', [True, False])
+@pytest.mark.parametrize('max_per_image', [4, 30])
+def test_full_size_results_do_not_depend_on_chunks_or_reuse(
+        rescale, max_per_image):
+    # masks above torch's size for splitting a sum over threads, with the
+    # mask score factor on: the same outputs whatever the chunks and
+    # whether panoptic reuses the instance masks (scores to float
+    # rounding); 4 instances of 12 queries are distinct queries, 30
+    # repeat some
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        gen = torch.Generator().manual_seed(max_per_image)
+        cls = torch.randn(1, 12, NUM_CLASSES, generator=gen) * 3
+        masks = torch.randn(1, 12, 50, 75, generator=gen) * 3
+        samples = [DetDataSample(metainfo=dict(
+            batch_input_shape=(400, 600), img_shape=(390, 590),
+            ori_shape=(480, 700), pad_shape=(400, 600)))]
+        kwargs = dict(score_thr=0.2, max_per_image=max_per_image,
+                      mask_score_power=2.0)
+        runs = [_build(chunk_size=size, **kwargs).predict(
+            cls, masks, samples, rescale)[0] for size in (1, 3, 100)]
+        runs.append(_build(instance_on=False, **kwargs).predict(
+            cls, masks, samples, rescale)[0])
+        runs.append(_build(panoptic_on=False, **kwargs).predict(
+            cls, masks, samples, rescale)[0])
+    finally:
+        torch.set_num_threads(threads)
+    want = runs[0]
+    assert (want['pan_results'].sem_seg != NUM_CLASSES).any()
+    for got in runs[1:]:
+        if 'pan_results' in got:
+            assert torch.equal(got['pan_results'].sem_seg,
+                               want['pan_results'].sem_seg)
+        if 'ins_results' in got:
+            for key in ('masks', 'labels', 'bboxes'):
+                assert torch.equal(got['ins_results'].get(key),
+                                   want['ins_results'].get(key)), key
+            torch.testing.assert_close(got['ins_results'].scores,
+                                       want['ins_results'].scores,
+                                       rtol=1e-6, atol=0)
