@@ -221,6 +221,23 @@ def test_bad_shapes_raise():
         head.predict(cls, masks, _data_samples()[:1])
 
 
+def _assert_same_results(got, want):
+    """The outputs ``got`` has are those of ``want``: panoptic maps and
+    instance masks, labels and boxes exactly, scores to float rounding
+    (sigmoid and interpolation may round an element differently with
+    another number of masks)."""
+    if 'pan_results' in got:
+        assert torch.equal(got['pan_results'].sem_seg,
+                           want['pan_results'].sem_seg)
+    if 'ins_results' in got:
+        for key in ('masks', 'labels', 'bboxes'):
+            assert torch.equal(got['ins_results'].get(key),
+                               want['ins_results'].get(key)), key
+        torch.testing.assert_close(got['ins_results'].scores,
+                                   want['ins_results'].scores,
+                                   rtol=1e-6, atol=0)
+
+
 @pytest.mark.parametrize('rescale', [True, False])
 @pytest.mark.parametrize('mask_score_power', [0.0, 2.0])
 def test_chunked_upsampling_changes_no_result(rescale, mask_score_power):
@@ -234,16 +251,7 @@ def test_chunked_upsampling_changes_no_result(rescale, mask_score_power):
     ]
     for result in results[:2]:
         for got, want in zip(result, results[2]):
-            assert torch.equal(got['pan_results'].sem_seg,
-                               want['pan_results'].sem_seg)
-            for key in ('masks', 'labels', 'bboxes'):
-                assert torch.equal(got['ins_results'].get(key),
-                                   want['ins_results'].get(key)), key
-            # sigmoid and interpolation may round an element differently
-            # with another number of masks
-            torch.testing.assert_close(got['ins_results'].scores,
-                                       want['ins_results'].scores,
-                                       rtol=1e-6, atol=0)
+            _assert_same_results(got, want)
     for result in results[2]:
         ins = result['ins_results']
         # boxes as mmdet's mask2bbox computes them (zeros when empty)
@@ -304,13 +312,4 @@ def test_full_size_results_do_not_depend_on_chunks_or_reuse(
     want = runs[0]
     assert (want['pan_results'].sem_seg != NUM_CLASSES).any()
     for got in runs[1:]:
-        if 'pan_results' in got:
-            assert torch.equal(got['pan_results'].sem_seg,
-                               want['pan_results'].sem_seg)
-        if 'ins_results' in got:
-            for key in ('masks', 'labels', 'bboxes'):
-                assert torch.equal(got['ins_results'].get(key),
-                                   want['ins_results'].get(key)), key
-            torch.testing.assert_close(got['ins_results'].scores,
-                                       want['ins_results'].scores,
-                                       rtol=1e-6, atol=0)
+        _assert_same_results(got, want)
