@@ -117,22 +117,6 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
         """The fusion head has no parameters and no training loss."""
         return dict()
 
-    @staticmethod
-    def _output_shape(img_meta: dict, rescale: bool) -> Tuple[int, int]:
-        """See :func:`output_shape`."""
-        return output_shape(img_meta, rescale)
-
-    def _upsample_masks(self, mask_logits: Tensor, img_meta: dict,
-                        rescale: bool) -> Tensor:
-        """(K, h, w) -> (K, H, W) mask logits, :func:`upsample_masks`."""
-        return upsample_masks(mask_logits, img_meta, rescale)
-
-    def _mask_score_factor(self, mask_probs: Tensor) -> Tensor:
-        """(K, H, W) soft masks -> (K, ) factors,
-        :func:`mask_score_factors` with this head's thresholds."""
-        return mask_score_factors(mask_probs, self.mask_thr,
-                                  self.mask_score_power)
-
     def _query_masks(self,
                      mask_pred: Tensor,
                      queries: Tensor,
@@ -147,9 +131,9 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
 
         Args:
             mask_pred (Tensor): (N, h, w) mask logits of all queries, see
-                :meth:`_upsample_masks`.
+                :func:`upsample_masks`.
             queries (Tensor): (K, ) long indices into ``mask_pred``.
-            img_meta (dict): See :meth:`_upsample_masks`.
+            img_meta (dict): See :func:`upsample_masks`.
             rescale (bool): Masks at ``ori_shape`` instead of
                 ``img_shape``.
             known (QueryMasks, optional): Masks computed before for the
@@ -158,7 +142,7 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
         Returns:
             QueryMasks: For ``queries``, in their order.
         """
-        out_h, out_w = self._output_shape(img_meta, rescale)
+        out_h, out_w = output_shape(img_meta, rescale)
         binary = mask_pred.new_empty((len(queries), out_h, out_w),
                                      dtype=torch.bool)
         factor = mask_pred.new_ones(len(queries))
@@ -182,9 +166,10 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
         else:
             chunks = todo.split(self.chunk_size)
         for chunk in chunks:
-            probs = self._upsample_masks(mask_pred[queries[chunk]], img_meta,
-                                         rescale).sigmoid_()
-            factor[chunk] = self._mask_score_factor(probs)
+            probs = upsample_masks(mask_pred[queries[chunk]], img_meta,
+                                   rescale).sigmoid_()
+            factor[chunk] = mask_score_factors(probs, self.mask_thr,
+                                               self.mask_score_power)
             if isinstance(chunk, slice):
                 torch.gt(probs, self.mask_thr, out=binary[chunk])
             else:

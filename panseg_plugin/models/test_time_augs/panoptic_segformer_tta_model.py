@@ -10,6 +10,7 @@ from mmengine.structures import InstanceData, PixelData
 from torch import Tensor, nn
 
 from ..utils.mask_wise_merge import mask_boxes, mask_wise_merge
+from ..utils.query_masks import mask_score_factors, upsample_masks
 from .segment_clustering import cluster_view_segments, fuse_clusters
 
 FLIP_DIMS = dict(horizontal=(-1, ), vertical=(-2, ), diagonal=(-2, -1))
@@ -147,9 +148,7 @@ class PanopticSegFormerTTAModel(BaseTTAModel):
     def _soft_masks(self, mask_logits: Tensor, meta: dict) -> Tensor:
         """(K, h, w) mask logits -> (K, H, W) probabilities at
         ``ori_shape``, flipped back if the view was flipped."""
-        fusion = self.module.panoptic_fusion_head
-        probs = fusion._upsample_masks(mask_logits, meta,
-                                       rescale=True).sigmoid()
+        probs = upsample_masks(mask_logits, meta, rescale=True).sigmoid()
         if meta.get('flip', False):
             direction = meta.get('flip_direction', 'horizontal')
             if direction not in FLIP_DIMS:
@@ -172,7 +171,8 @@ class PanopticSegFormerTTAModel(BaseTTAModel):
         scores, labels = mask_cls.sigmoid().max(dim=-1)
         keep = scores >= fusion.score_thr
         probs = self._soft_masks(mask_pred[keep], meta)
-        scores = scores[keep] * fusion._mask_score_factor(probs)
+        scores = scores[keep] * mask_score_factors(
+            probs, fusion.mask_thr, fusion.mask_score_power)
         return InstanceData(masks=probs, scores=scores, labels=labels[keep])
 
     def _instance_candidates(self, mask_cls: Tensor, mask_pred: Tensor,
@@ -194,7 +194,8 @@ class PanopticSegFormerTTAModel(BaseTTAModel):
         queries, inverse = torch.unique(
             top_indices // num_things, return_inverse=True)
         probs = self._soft_masks(mask_pred[queries], meta)
-        scores = ranks * fusion._mask_score_factor(probs)[inverse]
+        scores = ranks * mask_score_factors(probs, fusion.mask_thr,
+                                            fusion.mask_score_power)[inverse]
         return InstanceData(masks=probs[inverse], scores=scores,
                             labels=top_indices % num_things, ranks=ranks)
 
