@@ -146,7 +146,7 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
         binary = mask_pred.new_empty((len(queries), out_h, out_w),
                                      dtype=torch.bool)
         factor = mask_pred.new_ones(len(queries))
-        todo = None
+        todo = torch.arange(len(queries), device=queries.device)
         if known is not None and len(known.queries) and len(queries):
             if tuple(known.binary.shape[1:]) != (out_h, out_w):
                 raise ValueError(
@@ -160,20 +160,12 @@ class PanopticSegFormerFusionHead(BasePanopticFusionHead):
                 binary[have] = known.binary[row[have]]
                 factor[have] = known.factor[row[have]]
             todo = (row < 0).nonzero()[:, 0]
-        if todo is None:  # every query, in slices written in place
-            chunks = [slice(start, start + self.chunk_size)
-                      for start in range(0, len(queries), self.chunk_size)]
-        else:
-            chunks = todo.split(self.chunk_size)
-        for chunk in chunks:
+        for chunk in todo.split(self.chunk_size):
             probs = upsample_masks(mask_pred[queries[chunk]], img_meta,
                                    rescale).sigmoid_()
             factor[chunk] = mask_score_factors(probs, self.mask_thr,
                                                self.mask_score_power)
-            if isinstance(chunk, slice):
-                torch.gt(probs, self.mask_thr, out=binary[chunk])
-            else:
-                binary[chunk] = probs > self.mask_thr
+            binary[chunk] = probs > self.mask_thr
         return QueryMasks(queries, binary, factor)
 
     def panoptic_postprocess(self,
